@@ -1,0 +1,1 @@
+"""Reelforge: a self-hosted video generation service."""

@@ -1,0 +1,1 @@
+"""HTTP interface: the app factory and the FastAPI routers."""

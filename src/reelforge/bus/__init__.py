@@ -1,0 +1,1 @@
+"""Realtime bus adapter: in-process or Redis pub/sub."""

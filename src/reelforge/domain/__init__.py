@@ -1,0 +1,1 @@
+"""Pure types and rules: video states, the capability catalog, pricing, validation."""

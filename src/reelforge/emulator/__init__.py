@@ -1,0 +1,1 @@
+"""Built-in emulator: an offline upstream server speaking the OpenAI Videos API."""

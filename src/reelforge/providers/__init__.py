@@ -1,0 +1,1 @@
+"""Provider adapters: upstream video generators behind one interface."""

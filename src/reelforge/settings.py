@@ -1,0 +1,208 @@
+"""Reelforge's configuration: one Settings object read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProviderName(StrEnum):
+    EMULATOR = "emulator"
+    OPENAI = "openai"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+def _env(name: str, *plain: str) -> AliasChoices:
+    """Accept REELFORGE_<NAME> and, for well-known variables, the plain name too."""
+    return AliasChoices(f"REELFORGE_{name}", *plain)
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Every setting Reelforge reads; the defaults are the embedded mode."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path(".reelforge"),
+        validation_alias=_env("DATA_DIR"),
+        description="Directory for the SQLite database, local objects and generated secrets.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=_env("DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy async URL; default is a SQLite file in the data directory.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=_env("REDIS_URL", "REDIS_URL"),
+        description="Redis for pub/sub and shared rate limits; in-process when unset.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        validation_alias=_env("STORAGE_URL"),
+        description="`file:///path` or `s3://bucket/prefix`; default is `<data dir>/objects`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=_env("S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+        description="Endpoint of an S3-compatible server (MinIO, Ceph, R2 …).",
+    )
+    s3_region: str = Field(
+        default="us-east-1",
+        validation_alias=_env("S3_REGION", "AWS_REGION"),
+        description="S3 region.",
+    )
+    s3_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=_env("S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        description="S3 access key id.",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+        description="S3 secret access key.",
+    )
+    provider: ProviderName = Field(
+        default=ProviderName.EMULATOR,
+        validation_alias=_env("PROVIDER"),
+        description="Video provider: the built-in `emulator` or an `openai`-compatible endpoint.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="Key for the `openai` provider.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Base URL of the OpenAI-compatible `/v1/videos` endpoint.",
+    )
+    openai_organization: str | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_ORGANIZATION", "OPENAI_ORG_ID"),
+        description="Optional `OpenAI-Organization` header.",
+    )
+    openai_project: str | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_PROJECT", "OPENAI_PROJECT_ID"),
+        description="Optional `OpenAI-Project` header.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SECRET_KEY"),
+        description="Signs sessions and tokens; generated into the data directory when unset.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        validation_alias=_env("HOST"),
+        description="Address `reelforge serve` binds to.",
+    )
+    port: Port = Field(
+        default=8000,
+        validation_alias=_env("PORT"),
+        description="Port `reelforge serve` binds to.",
+    )
+    embedded_worker: bool = Field(
+        default=True,
+        validation_alias=_env("EMBEDDED_WORKER"),
+        description="Run the job engine inside the API process.",
+    )
+    log_level: LogLevel = Field(
+        default=LogLevel.INFO,
+        validation_alias=_env("LOG_LEVEL"),
+        description="Lowest log level written.",
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        validation_alias=_env("LOG_FORMAT"),
+        description="`json`, `console`, or `auto` (JSON unless stderr is a terminal).",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        allowed = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        if value is not None and not value.startswith(allowed):
+            raise ValueError(f"must start with one of {', '.join(allowed)}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "s3://", "memory://")):
+            raise ValueError("must be a file://, s3:// or memory:// URL")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'reelforge.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return (self.data_dir / "objects").resolve().as_uri()
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+class SettingsError(Exception):
+    """A setting has a value Reelforge cannot use; the message names the variable."""
+
+
+def _variable_for(loc: str) -> str:
+    """Name every environment variable that feeds the field an error location points at."""
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        choices = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else []
+        if loc == name or loc in choices:
+            return " or ".join(choices) if choices else f"REELFORGE_{name.upper()}"
+    return loc
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation error into a message per variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = str(error["loc"][0]) if error["loc"] else "?"
+            lines.append(f"{_variable_for(loc)}: {error['msg']} (got {error['input']!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

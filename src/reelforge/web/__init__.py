@@ -1,0 +1,1 @@
+"""Web studio: server-rendered pages."""

@@ -1,0 +1,1 @@
+"""Job engine: the reconcile loop that drives videos through their lifecycle."""
