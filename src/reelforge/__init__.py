@@ -1,1 +1,5 @@
-"""Reelforge: a self-hosted video generation service."""
+"""Reelforge: a self-hosted video generation service speaking the OpenAI Videos protocol."""
+
+from importlib.metadata import version
+
+__version__ = version("reelforge")

@@ -112,11 +112,6 @@ class Settings(BaseSettings):
         validation_alias=_env("OPENAI_PROJECT", "OPENAI_PROJECT_ID"),
         description="Optional `OpenAI-Project` header.",
     )
-    secret_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=_env("SECRET_KEY"),
-        description="Signs sessions and tokens; generated into the data directory when unset.",
-    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias=_env("HOST"),
@@ -126,11 +121,6 @@ class Settings(BaseSettings):
         default=8000,
         validation_alias=_env("PORT"),
         description="Port `reelforge serve` binds to.",
-    )
-    embedded_worker: bool = Field(
-        default=True,
-        validation_alias=_env("EMBEDDED_WORKER"),
-        description="Run the job engine inside the API process.",
     )
     log_level: LogLevel = Field(
         default=LogLevel.INFO,

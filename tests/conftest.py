@@ -1,0 +1,164 @@
+"""Shared fixtures: settings on a throwaway data dir, real databases, the app and its client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from moto.server import ThreadedMotoServer
+from sqlalchemy import make_url
+from tests.support.s3 import S3Bucket, create_bucket
+
+from reelforge.api.app import create_app
+from reelforge.db import migrate
+from reelforge.settings import Settings
+
+POSTGRES_ENV = "REELFORGE_TEST_POSTGRES_URL"
+REDIS_ENV = "REELFORGE_TEST_REDIS_URL"
+NO_SKIPS_ENV = "REELFORGE_TEST_NO_SKIPS"
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI runs everything (PostgreSQL, Redis …); a skip there means a test silently didn't run.
+    if os.environ.get(NO_SKIPS_ENV) and _skipped and exitstatus == 0:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"{NO_SKIPS_ENV} is set but {len(_skipped)} tests were skipped:")
+            for nodeid in _skipped:
+                reporter.write_line(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read the developer's environment or `.env`."""
+    for name in list(os.environ):
+        if name.startswith(("REELFORGE_", "OPENAI_", "AWS_")) and name not in (
+            POSTGRES_ENV,
+            REDIS_ENV,
+            NO_SKIPS_ENV,
+        ):
+            monkeypatch.delenv(name)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def _postgres_admin_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    return url
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A throwaway PostgreSQL database, dropped afterwards."""
+    admin = make_url(_postgres_admin_url())
+    name = f"reelforge_test_{uuid.uuid4().hex[:12]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each dialect."""
+    if request.param == "sqlite":
+        url: str = request.getfixturevalue("sqlite_url")
+    else:
+        url = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    await migrate.upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        pytest.skip(f"{REDIS_ENV} is not set")
+    return url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a loopback port, for the whole run."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> S3Bucket:
+    return create_bucket(s3_endpoint)
+
+
+@pytest.fixture
+def make_settings(data_dir: Path) -> Any:
+    def make(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", data_dir)
+        return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    settings: Settings = make_settings()
+    return settings
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://reelforge.test") as c:
+        yield c

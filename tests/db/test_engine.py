@@ -1,0 +1,66 @@
+"""The database handle: SQLite pragmas and timezone-aware datetimes on both dialects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from reelforge.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
+from reelforge.db.models import ApiKey, User
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(sqlite_url: str) -> None:
+    database = Database(sqlite_url)
+    try:
+        async with database.engine.connect() as connection:
+            journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+            foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()
+            busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
+    finally:
+        await database.close()
+
+    assert (journal, foreign_keys, busy) == ("wal", 1, SQLITE_BUSY_TIMEOUT_MS)
+
+
+async def test_datetimes_come_back_aware_and_in_utc(migrated_url: str) -> None:
+    database = Database(migrated_url)
+    created = datetime(2026, 9, 24, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    try:
+        async with database.session() as session:
+            session.add(User(id="user_1", email="a@example.com", created_at=created))
+            await session.commit()
+        async with database.session() as session:
+            user = (await session.execute(select(User))).scalar_one()
+    finally:
+        await database.close()
+
+    assert user.created_at == created
+    assert user.created_at.tzinfo == UTC
+    assert user.created_at.hour == 10
+
+
+async def test_naive_datetimes_are_refused(migrated_url: str) -> None:
+    database = Database(migrated_url)
+    try:
+        async with database.session() as session:
+            session.add(User(id="user_1", email="a@example.com", created_at=datetime(2026, 1, 1)))
+            with pytest.raises(Exception, match="naive datetime"):
+                await session.commit()
+    finally:
+        await database.close()
+
+
+async def test_foreign_keys_are_enforced(migrated_url: str) -> None:
+    database = Database(migrated_url)
+    try:
+        async with database.session() as session:
+            session.add(ApiKey(id="key_1", user_id="user_missing", prefix="rf_x", key_hash="h"))
+            with pytest.raises(IntegrityError):
+                await session.commit()
+    finally:
+        await database.close()

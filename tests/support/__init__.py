@@ -1,0 +1,1 @@
+"""Test-only building blocks that fixtures hand to tests (importable as `tests.support`)."""
