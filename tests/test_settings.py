@@ -72,7 +72,11 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
             "REELFORGE_PROVIDER: Input should be 'emulator' or 'openai'",
         ),
         ("REDIS_URL", "http://cache", "REDIS_URL: Value error, must be a redis://"),
-        ("REELFORGE_STORAGE_URL", "ftp://x", "REELFORGE_STORAGE_URL: Value error, must be a file://"),
+        (
+            "REELFORGE_STORAGE_URL",
+            "ftp://x",
+            "REELFORGE_STORAGE_URL: Value error, must be a file://",
+        ),
         ("REELFORGE_LOG_LEVEL", "loud", "REELFORGE_LOG_LEVEL: Input should be 'debug'"),
     ],
 )

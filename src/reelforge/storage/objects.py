@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 import obstore
@@ -102,7 +102,8 @@ class Storage:
 
     async def put_temporary(self, data: bytes | AsyncIterable[bytes]) -> StoredObject:
         """Write under a fresh temporary key; `commit` moves it to where it belongs."""
-        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")  # local time: only humans and janitors read it
+        # The UTC stamp lets a janitor tell stale temporaries by name, even on stores without mtime.
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         return await self.put(f"{TEMPORARY_PREFIX}/{stamp}-{uuid.uuid4().hex}", data)
 
     async def commit(self, temporary: StoredObject, key: str) -> StoredObject:

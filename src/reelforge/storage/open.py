@@ -48,4 +48,3 @@ def open_storage(
         )
         return Storage(store, url=url)
     raise ValueError(f"storage URL {url!r} must start with file://, s3:// or memory://")
-
