@@ -19,6 +19,7 @@ from tests.support.s3 import S3Bucket, create_bucket
 
 from reelforge.api.app import create_app
 from reelforge.db import migrate
+from reelforge.db.engine import Database
 from reelforge.settings import Settings
 
 POSTGRES_ENV = "REELFORGE_TEST_POSTGRES_URL"
@@ -110,6 +111,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
 async def migrated_url(database_url: str) -> str:
     await migrate.upgrade(database_url)
     return database_url
+
+
+@pytest.fixture
+async def database(migrated_url: str) -> AsyncIterator[Database]:
+    """A migrated database of each dialect, opened."""
+    handle = Database(migrated_url)
+    yield handle
+    await handle.close()
 
 
 @pytest.fixture

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 
 from redis.asyncio import Redis
 
 from reelforge.db.engine import Database
+from reelforge.services.accounts import Accounts
+from reelforge.services.keys import ApiKeys
+from reelforge.services.tokens import Tokens
 from reelforge.settings import Settings
 from reelforge.storage import Storage, open_storage
 
@@ -21,6 +28,9 @@ class Runtime:
     settings: Settings
     database: Database
     storage: Storage
+    accounts: Accounts
+    keys: ApiKeys
+    tokens: Tokens
     redis: Redis | None = None
     checks: dict[str, Check] = field(default_factory=dict)
 
@@ -46,9 +56,42 @@ def open_runtime(settings: Settings) -> Runtime:
         ),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    runtime = Runtime(settings=settings, database=database, storage=storage, redis=redis)
+    runtime = Runtime(
+        settings=settings,
+        database=database,
+        storage=storage,
+        accounts=Accounts(database),
+        keys=ApiKeys(database),
+        tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
+        redis=redis,
+    )
     runtime.checks["database"] = database.ping
     runtime.checks["storage"] = storage.check
     if redis is not None:
         runtime.checks["redis"] = redis.ping
     return runtime
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured secret key, or the one generated once into the data directory."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = settings.data_dir / "secret_key"
+    if not path.exists():
+        _write_private(path, secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _write_private(path: Path, content: str) -> None:
+    # Written aside, then linked into place: a process starting at the same moment sees either
+    # no file or the whole key, and the second link loses (FileExistsError) to the first.
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(content)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()

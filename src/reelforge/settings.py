@@ -112,6 +112,32 @@ class Settings(BaseSettings):
         validation_alias=_env("OPENAI_PROJECT", "OPENAI_PROJECT_ID"),
         description="Optional `OpenAI-Project` header.",
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SECRET_KEY"),
+        description=(
+            "Signs session cookies and JWTs; at least 32 characters. When unset, one is generated "
+            "once into `<data dir>/secret_key`. Set it explicitly when several processes serve."
+        ),
+    )
+    token_ttl_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 30)] = Field(
+        default=60,
+        validation_alias=_env("TOKEN_TTL_MINUTES"),
+        description="Lifetime of JWT bearer tokens and browser sessions, in minutes.",
+    )
+    admin_email: str = Field(
+        default="admin@localhost",
+        validation_alias=_env("ADMIN_EMAIL"),
+        description="Email of the admin that `serve` creates when there is no user at all.",
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("ADMIN_PASSWORD"),
+        description=(
+            "Password for that first admin; when unset a one-time password is generated and "
+            "printed once."
+        ),
+    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias=_env("HOST"),
@@ -132,6 +158,13 @@ class Settings(BaseSettings):
         validation_alias=_env("LOG_FORMAT"),
         description="`json`, `console`, or `auto` (JSON unless stderr is a terminal).",
     )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -62,6 +62,7 @@ def test_serve_answers_ready_within_ten_seconds_on_an_empty_data_dir(tmp_path: P
     assert ready is not None, output
     assert ready.json()["status"] == "ready"
     assert f"http://127.0.0.1:{port}" in output
+    assert "Created the first admin admin@localhost with the one-time password" in output
     assert (tmp_path / "fresh" / "reelforge.db").is_file()
 
 

@@ -6,11 +6,12 @@ import asyncio
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from reelforge.cli.accounts import keys, users
+from reelforge.cli.console import console, run_with_runtime, settings_or_exit
 from reelforge.db import migrate as migrations
 from reelforge.logs import configure_logging
-from reelforge.settings import Settings, SettingsError, load_settings
+from reelforge.runtime import Runtime
 
 app = typer.Typer(
     name="reelforge",
@@ -18,15 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except SettingsError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+app.add_typer(users, name="users")
+app.add_typer(keys, name="keys")
 
 
 @app.command()
@@ -39,10 +33,11 @@ def serve(
     from granian.constants import Interfaces
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = _settings(**overrides)
+    settings = settings_or_exit(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     if settings.is_embedded_database:
         asyncio.run(migrations.upgrade(settings.resolved_database_url))
+    _ensure_first_admin()
     console.print(f"Reelforge is serving on [bold]http://{settings.host}:{settings.port}[/bold]")
     Granian(
         target="reelforge.api.app:app_from_environment",
@@ -53,6 +48,26 @@ def serve(
     ).serve()
 
 
+def _ensure_first_admin() -> None:
+    async def ensure(runtime: Runtime) -> None:
+        settings = runtime.settings
+        if await migrations.current_revision(settings.resolved_database_url) != (
+            migrations.head_revision()
+        ):
+            console.print("[red]The database is not migrated: run `reelforge migrate` first.[/red]")
+            raise typer.Exit(2)
+        password = settings.admin_password.get_secret_value() if settings.admin_password else None
+        generated = await runtime.accounts.ensure_first_admin(settings.admin_email, password)
+        if generated is not None:
+            console.print(
+                f"Created the first admin [bold]{settings.admin_email}[/bold] with the one-time "
+                f"password [bold]{generated}[/bold] (shown only now; change it with "
+                "`reelforge users set-password`)."
+            )
+
+    run_with_runtime(ensure)
+
+
 @app.command()
 def migrate(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
@@ -60,7 +75,7 @@ def migrate(
     status: Annotated[bool, typer.Option("--status", help="Only show the revision.")] = False,
 ) -> None:
     """Apply (or roll back) the database migrations."""
-    settings = _settings()
+    settings = settings_or_exit()
     url = settings.resolved_database_url
     if not status:
         action = migrations.downgrade if down else migrations.upgrade

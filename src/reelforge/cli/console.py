@@ -1,0 +1,49 @@
+"""What every command shares: the console, settings that fail politely, and a runtime to use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+
+from reelforge.db import migrate
+from reelforge.domain.errors import ConflictError, InputError, NotFoundError
+from reelforge.runtime import Runtime, open_runtime
+from reelforge.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+console = Console(stderr=True)
+output = Console()
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run `action` against the configured database and storage (the embedded one migrated
+    first, as `serve` does); use-case errors become a red line and exit status 1."""
+    settings = settings_or_exit()
+
+    async def main() -> T:
+        if settings.is_embedded_database:
+            await migrate.upgrade(settings.resolved_database_url)
+        runtime = open_runtime(settings)
+        try:
+            return await action(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except (InputError, NotFoundError, ConflictError) as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None

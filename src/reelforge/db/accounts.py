@@ -1,0 +1,61 @@
+"""Queries for users and API keys, returning the domain's read models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelforge.db.models import ApiKey, User
+from reelforge.domain.accounts import Account, KeyInfo, Role
+
+
+def to_account(user: User) -> Account:
+    return Account(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        role=Role(user.role),
+        disabled=user.disabled,
+        created_at=user.created_at,
+    )
+
+
+def to_key_info(key: ApiKey) -> KeyInfo:
+    return KeyInfo(
+        id=key.id,
+        user_id=key.user_id,
+        name=key.name,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.scalars(select(User).where(User.email == email))
+    return result.one_or_none()
+
+
+async def user_by_id(session: AsyncSession, user_id: str) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def count_users(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def all_users(session: AsyncSession) -> Sequence[User]:
+    return (await session.scalars(select(User).order_by(User.created_at, User.email))).all()
+
+
+async def key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
+    result = await session.scalars(select(ApiKey).where(ApiKey.prefix == prefix))
+    return result.one_or_none()
+
+
+async def keys_of(session: AsyncSession, user_id: str) -> Sequence[ApiKey]:
+    query = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at)
+    return (await session.scalars(query)).all()

@@ -1,0 +1,30 @@
+"""The errors use cases raise, which every interface turns into its own status codes and shapes."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Input that can't be accepted; `field` names it and the message says what is allowed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class NotFoundError(LookupError):
+    """No such object, or not one the caller may see (the two look the same from outside)."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        super().__init__(f"no {kind} {ident!r}")
+
+
+class ConflictError(Exception):
+    """The request contradicts the current state (a duplicate, a reused idempotency key …)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(message)

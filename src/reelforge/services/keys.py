@@ -1,0 +1,87 @@
+"""API keys: made once and shown once, stored as a lookup prefix and a hash, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from reelforge.db import accounts as queries
+from reelforge.db.engine import Database
+from reelforge.db.models import ApiKey
+from reelforge.domain.accounts import Account, KeyInfo
+from reelforge.domain.clock import utcnow
+from reelforge.domain.errors import InputError, NotFoundError
+from reelforge.domain.ids import new_id
+
+KEY_MARK = "rf_"
+_PREFIX_HEX = 12
+# Writing last_used_at on every request would turn each read into a write; a minute is plenty.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def looks_like_key(token: str) -> bool:
+    return token.startswith(KEY_MARK) and len(token) > len(KEY_MARK) + _PREFIX_HEX
+
+
+def _digest(token: str) -> str:
+    # The secret is 256 random bits, so a fast hash is safe here and keeps every request cheap;
+    # argon2 is for low-entropy human passwords.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiKeys:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def create(self, account: Account, name: str = "") -> tuple[KeyInfo, str]:
+        """A new key for `account`: its record, and the token itself, which is never stored."""
+        if len(name) > 200:
+            raise InputError("name", "must be at most 200 characters")
+        prefix = secrets.token_hex(_PREFIX_HEX // 2)
+        token = f"{KEY_MARK}{prefix}{secrets.token_urlsafe(32)}"
+        key = ApiKey(
+            id=new_id("key"),
+            user_id=account.id,
+            name=name.strip(),
+            prefix=prefix,
+            key_hash=_digest(token),
+            scopes=[],
+        )
+        async with self._database.session() as session, session.begin():
+            session.add(key)
+        return queries.to_key_info(key), token
+
+    async def list(self, account: Account) -> list[KeyInfo]:
+        async with self._database.session() as session:
+            return [queries.to_key_info(key) for key in await queries.keys_of(session, account.id)]
+
+    async def revoke(self, account: Account, key_id: str) -> KeyInfo:
+        """Revoke one of `account`'s keys (idempotent); another user's key is not found."""
+        async with self._database.session() as session, session.begin():
+            key = await session.get(ApiKey, key_id)
+            if key is None or key.user_id != account.id:
+                raise NotFoundError("api key", key_id)
+            key.revoked_at = key.revoked_at or utcnow()
+            return queries.to_key_info(key)
+
+    async def authenticate(self, token: str) -> Account | None:
+        """The active account a live key belongs to, or None."""
+        if not looks_like_key(token):
+            return None
+        prefix = token[len(KEY_MARK) : len(KEY_MARK) + _PREFIX_HEX]
+        async with self._database.session() as session:
+            key = await queries.key_by_prefix(session, prefix)
+            if key is None or key.revoked_at is not None:
+                return None
+            if not hmac.compare_digest(key.key_hash, _digest(token)):
+                return None
+            user = await queries.user_by_id(session, key.user_id)
+            if user is None or user.disabled:
+                return None
+            now = utcnow()
+            if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
+                key.last_used_at = now
+                await session.commit()
+            return queries.to_account(user)

@@ -1,0 +1,51 @@
+"""JWT bearer tokens and browser session values, signed with the instance's secret key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+
+from reelforge.domain.accounts import Account
+from reelforge.domain.clock import utcnow
+
+ALGORITHM = "HS256"
+ISSUER = "reelforge"
+API_AUDIENCE = "reelforge-api"
+SESSION_AUDIENCE = "reelforge-session"
+
+
+class Tokens:
+    """Issues and checks signed tokens; the audience keeps an API token out of a cookie and back."""
+
+    def __init__(self, secret: str, ttl: timedelta) -> None:
+        self._secret = secret
+        self.ttl = ttl
+
+    def issue(self, account: Account, audience: str = API_AUDIENCE) -> str:
+        now = utcnow()
+        claims = {
+            "sub": account.id,
+            "role": account.role.value,
+            "iss": ISSUER,
+            "aud": audience,
+            "iat": now,
+            "exp": now + self.ttl,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def subject(self, token: str, audience: str = API_AUDIENCE) -> str | None:
+        """The user id a valid, unexpired token names, or None for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=ISSUER,
+                options={"require": ["sub", "exp", "iat", "aud", "iss"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        subject = claims.get("sub")
+        return subject if isinstance(subject, str) else None
