@@ -15,12 +15,18 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
 from sqlalchemy import make_url
+from tests.support.accounts import FAST_HASHER, PASSWORD
 from tests.support.s3 import S3Bucket, create_bucket
 
 from reelforge.api.app import create_app
 from reelforge.db import migrate
 from reelforge.db.engine import Database
+from reelforge.domain.accounts import Account, Role
+from reelforge.domain.catalog import provider
+from reelforge.services.accounts import Accounts
+from reelforge.services.videos import Videos
 from reelforge.settings import Settings
+from reelforge.storage import open_storage
 
 POSTGRES_ENV = "REELFORGE_TEST_POSTGRES_URL"
 REDIS_ENV = "REELFORGE_TEST_REDIS_URL"
@@ -119,6 +125,31 @@ async def database(migrated_url: str) -> AsyncIterator[Database]:
     handle = Database(migrated_url)
     yield handle
     await handle.close()
+
+
+@pytest.fixture
+def accounts(database: Database) -> Accounts:
+    return Accounts(database, FAST_HASHER)
+
+
+@pytest.fixture
+async def ada(accounts: Accounts) -> Account:
+    return await accounts.create("ada@example.org", PASSWORD, display_name="Ada")
+
+
+@pytest.fixture
+async def bob(accounts: Accounts) -> Account:
+    return await accounts.create("bob@example.org", PASSWORD, display_name="Bob")
+
+
+@pytest.fixture
+async def admin(accounts: Accounts) -> Account:
+    return await accounts.create("root@example.org", PASSWORD, role=Role.ADMIN)
+
+
+@pytest.fixture
+def videos(database: Database) -> Videos:
+    return Videos(database, open_storage("memory://"), provider("emulator"), max_prompt_length=1000)
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import limits
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -138,6 +140,34 @@ class Settings(BaseSettings):
             "printed once."
         ),
     )
+    max_prompt_length: Annotated[int, Field(ge=1, le=32000)] = Field(
+        default=1000,
+        validation_alias=_env("MAX_PROMPT_LENGTH"),
+        description="Longest prompt accepted, in characters.",
+    )
+    default_video_quota: Annotated[int, Field(ge=0)] | None = Field(
+        default=100,
+        validation_alias=_env("DEFAULT_VIDEO_QUOTA"),
+        description="Videos a new user may create per quota period; empty for unlimited.",
+    )
+    default_quota_period_days: Annotated[int, Field(ge=1, le=366)] = Field(
+        default=30,
+        validation_alias=_env("DEFAULT_QUOTA_PERIOD_DAYS"),
+        description="Length of a new user's quota period, in days.",
+    )
+    default_monthly_budget: Annotated[Decimal, Field(ge=0)] | None = Field(
+        default=None,
+        validation_alias=_env("DEFAULT_MONTHLY_BUDGET"),
+        description="A new user's monthly budget in USD (catalog prices); empty for unlimited.",
+    )
+    create_rate_limit: str = Field(
+        default="30/minute",
+        validation_alias=_env("CREATE_RATE_LIMIT"),
+        description=(
+            "Creates allowed per user and per API key, in the `limits` notation "
+            "(`10/second`, `30/minute;500/day`)."
+        ),
+    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias=_env("HOST"),
@@ -158,6 +188,20 @@ class Settings(BaseSettings):
         validation_alias=_env("LOG_FORMAT"),
         description="`json`, `console`, or `auto` (JSON unless stderr is a terminal).",
     )
+
+    @field_validator("default_video_quota", "default_monthly_budget", mode="before")
+    @classmethod
+    def _empty_is_unlimited(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("create_rate_limit")
+    @classmethod
+    def _parses_as_rate_limit(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError:
+            raise ValueError("must be like '30/minute' or '10/second;500/day'") from None
+        return value
 
     @field_validator("secret_key")
     @classmethod

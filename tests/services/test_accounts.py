@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
+from tests.support.accounts import PASSWORD
 
 from reelforge.db.engine import Database
 from reelforge.domain.accounts import Role
@@ -18,15 +17,6 @@ from reelforge.services.keys import ApiKeys
 from reelforge.services.tokens import API_AUDIENCE, SESSION_AUDIENCE, Tokens
 
 pytestmark = pytest.mark.anyio
-
-PASSWORD = "correct horse battery"
-# Cheap argon2 parameters: the tests check behaviour, not hashing cost.
-FAST_HASHER = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-
-
-@pytest.fixture
-def accounts(database: Database) -> Accounts:
-    return Accounts(database, FAST_HASHER)
 
 
 @pytest.fixture

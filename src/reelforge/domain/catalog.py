@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from reelforge.domain.errors import InputError
+
 
 class Feature(StrEnum):
     IMAGE_INPUT = "image_input"
@@ -38,7 +40,7 @@ MAX_EXTENSIONS = 6
 MAX_EXTENDED_SECONDS = 120
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A request names something the catalog lacks; names the field and what is allowed."""
 
     def __init__(self, param: str, value: object, allowed: Iterable[str]) -> None:
@@ -46,8 +48,10 @@ class CatalogError(ValueError):
         self.value = value
         self.allowed = tuple(allowed)
         super().__init__(
-            f"Invalid value: {value!r}. Supported values are: {_quoted_list(self.allowed)}."
+            param, f"Invalid value: {value!r}. Supported values are: {_quoted_list(self.allowed)}."
         )
+        # The protocol's wording, which the emulator and the /v1 gateway answer with verbatim.
+        self.args = (self.message,)
 
 
 def _quoted_list(values: tuple[str, ...]) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelforge.db import accounts as queries
 from reelforge.db.engine import Database
-from reelforge.db.models import User
+from reelforge.db.models import Quota, User
 from reelforge.domain.accounts import (
     Account,
     Role,
@@ -19,13 +19,23 @@ from reelforge.domain.accounts import (
 )
 from reelforge.domain.errors import ConflictError, NotFoundError
 from reelforge.domain.ids import new_id
+from reelforge.domain.quotas import QuotaPolicy
+
+UNLIMITED = QuotaPolicy(max_videos=None, period_days=30, monthly_budget=None)
 
 
 class Accounts:
     """Users and their passwords (argon2 through pwdlib)."""
 
-    def __init__(self, database: Database, hasher: PasswordHash | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        hasher: PasswordHash | None = None,
+        *,
+        quota: QuotaPolicy = UNLIMITED,
+    ) -> None:
         self._database = database
+        self._quota = quota
         self._hasher = hasher or PasswordHash.recommended()
         # Verified against when the email is unknown, so both paths cost one argon2 check.
         self._decoy_hash = self._hasher.hash(secrets.token_hex(16))
@@ -46,6 +56,14 @@ class Accounts:
                 await session.flush()
             except IntegrityError:
                 raise ConflictError(f"{user.email} already has an account", field="email") from None
+            session.add(
+                Quota(
+                    user_id=user.id,
+                    max_videos_per_period=self._quota.max_videos,
+                    period_days=self._quota.period_days,
+                    monthly_budget=self._quota.monthly_budget,
+                )
+            )
         return queries.to_account(user)
 
     async def authenticate(self, email: str, password: str) -> Account | None:

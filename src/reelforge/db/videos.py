@@ -1,0 +1,185 @@
+"""Queries for videos, their events, the ledger and quotas, returning domain read models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelforge.db.models import LedgerEntry, Quota, Video, VideoEvent
+from reelforge.domain.states import JobState
+from reelforge.domain.upstream import Variant
+from reelforge.domain.videos import (
+    UNCOUNTED_STATES,
+    ArchivedObject,
+    EventView,
+    Order,
+    Page,
+    VideoView,
+)
+
+
+def to_view(video: Video) -> VideoView:
+    return VideoView(
+        id=video.id,
+        owner_id=video.owner_id,
+        provider=video.provider,
+        model=video.model,
+        prompt=video.prompt,
+        size=video.size,
+        seconds=str(video.seconds),
+        job_state=JobState(video.job_state),
+        progress=video.progress,
+        error_code=video.error_code,
+        error_message=video.error_message,
+        remixed_from_video_id=video.remixed_from_video_id,
+        created_at=video.created_at,
+        completed_at=video.completed_at,
+        expires_at=video.expires_at,
+        archived_at=video.archived_at,
+        cost_estimate=video.cost_estimate,
+        cost_final=video.cost_final,
+        archive=_archive(video),
+    )
+
+
+def _archive(video: Video) -> dict[Variant, ArchivedObject]:
+    found = {}
+    for variant in Variant:
+        key = getattr(video, f"{variant.value}_key")
+        if key:
+            found[variant] = ArchivedObject(
+                key=key,
+                size=getattr(video, f"{variant.value}_bytes"),
+                sha256=getattr(video, f"{variant.value}_sha256"),
+            )
+    return found
+
+
+def to_event(event: VideoEvent) -> EventView:
+    return EventView(
+        id=event.id,
+        video_id=event.video_id,
+        kind=event.kind,
+        actor=event.actor,
+        data=dict(event.data),
+        created_at=event.created_at,
+    )
+
+
+def _visible(owner_id: str | None, *, include_deleted: bool = False) -> ColumnElement[bool]:
+    """Not deleted, and the caller's own unless `owner_id` is None (an admin)."""
+    live = true() if include_deleted else Video.deleted_at.is_(None)
+    return live if owner_id is None else and_(live, Video.owner_id == owner_id)
+
+
+async def visible_video(
+    session: AsyncSession,
+    video_id: str,
+    owner_id: str | None,
+    *,
+    for_update: bool = False,
+    include_deleted: bool = False,
+) -> Video | None:
+    query = select(Video).where(
+        Video.id == video_id, _visible(owner_id, include_deleted=include_deleted)
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.scalars(query)).one_or_none()
+
+
+async def video_by_idempotency_key(session: AsyncSession, owner_id: str, key: str) -> Video | None:
+    query = select(Video).where(Video.owner_id == owner_id, Video.idempotency_key == key)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def page_of_videos(
+    session: AsyncSession,
+    owner_id: str | None,
+    *,
+    after: Video | None,
+    limit: int,
+    order: Order,
+    status: list[str] | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    text: str | None = None,
+) -> Page:
+    """Keyset pagination on (created_at, id), so pages stay stable while videos are added."""
+    query = select(Video).where(_visible(owner_id))
+    if status:
+        query = query.where(Video.job_state.in_(status))
+    if model:
+        query = query.where(Video.model == model)
+    if provider:
+        query = query.where(Video.provider == provider)
+    if text:
+        query = query.where(Video.prompt.ilike(f"%{_escape_like(text)}%", escape="\\"))
+    if after is not None:
+        query = query.where(_beyond(after, order))
+    if order is Order.DESC:
+        query = query.order_by(Video.created_at.desc(), Video.id.desc())
+    else:
+        query = query.order_by(Video.created_at.asc(), Video.id.asc())
+    rows = list((await session.scalars(query.limit(limit + 1))).all())
+    return Page(items=[to_view(v) for v in rows[:limit]], has_more=len(rows) > limit)
+
+
+def _beyond(after: Video, order: Order) -> ColumnElement[bool]:
+    if order is Order.DESC:
+        return or_(
+            Video.created_at < after.created_at,
+            and_(Video.created_at == after.created_at, Video.id < after.id),
+        )
+    return or_(
+        Video.created_at > after.created_at,
+        and_(Video.created_at == after.created_at, Video.id > after.id),
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def events_of(session: AsyncSession, video_id: str) -> list[EventView]:
+    query = select(VideoEvent).where(VideoEvent.video_id == video_id).order_by(VideoEvent.id)
+    return [to_event(e) for e in (await session.scalars(query)).all()]
+
+
+async def lock_quota(session: AsyncSession, user_id: str, now: datetime) -> Quota | None:
+    """Take the user's quota row for the rest of the transaction.
+
+    An UPDATE is the one statement that locks alike on both databases: a row lock on
+    PostgreSQL, the write lock on SQLite (taken before any read, so no upgrade deadlock).
+    Concurrent creates by one user therefore check and reserve one after another.
+    """
+    result = await session.execute(
+        update(Quota).where(Quota.user_id == user_id).values(updated_at=now)
+    )
+    if not getattr(result, "rowcount", 0):
+        return None
+    return await session.get(Quota, user_id, populate_existing=True)
+
+
+async def videos_counted_since(session: AsyncSession, owner_id: str, since: datetime) -> int:
+    query = select(func.count()).where(
+        Video.owner_id == owner_id,
+        Video.created_at >= since,
+        Video.job_state.not_in([state.value for state in UNCOUNTED_STATES]),
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def spend_since(session: AsyncSession, user_id: str, since: datetime) -> Decimal:
+    query = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.user_id == user_id, LedgerEntry.created_at >= since
+    )
+    return Decimal(await session.scalar(query) or 0)
+
+
+async def ledger_kinds(session: AsyncSession, video_id: str) -> set[str]:
+    query = select(LedgerEntry.kind).where(LedgerEntry.video_id == video_id)
+    return set((await session.scalars(query)).all())

@@ -1,0 +1,392 @@
+"""Video use cases: estimate, create, remix, read, list, cancel, delete, events and content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelforge.db import videos as queries
+from reelforge.db.engine import Database
+from reelforge.db.models import Quota, Video, VideoEvent
+from reelforge.domain.accounts import Account
+from reelforge.domain.catalog import Feature, ProviderSpec
+from reelforge.domain.clock import utcnow
+from reelforge.domain.errors import ConflictError, InputError, NotFoundError
+from reelforge.domain.ids import new_video_id
+from reelforge.domain.quotas import (
+    QuotaPolicy,
+    QuotaUsage,
+    check_limits,
+    current_period_start,
+    month_start,
+)
+from reelforge.domain.states import JobState
+from reelforge.domain.upstream import Variant
+from reelforge.domain.videos import (
+    MAX_LIST_LIMIT,
+    EventKind,
+    EventView,
+    Order,
+    Page,
+    VideoRequest,
+    VideoView,
+    check_prompt,
+    video_request,
+)
+from reelforge.services import ledger
+from reelforge.services.references import check_reference
+from reelforge.storage import ObjectStream, Storage
+
+Notify = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class NewVideo:
+    """What a caller asks for; unchecked until `Videos.create` checks it."""
+
+    prompt: object
+    model: str | None = None
+    size: str | None = None
+    seconds: str | int | None = None
+    input_reference: bytes | None = None
+    idempotency_key: str | None = None
+
+
+class Videos:
+    """Every entry point (the /api routes, the /v1 gateway, the CLI) goes through here."""
+
+    def __init__(
+        self,
+        database: Database,
+        storage: Storage,
+        spec: ProviderSpec,
+        *,
+        max_prompt_length: int,
+        on_accepted: Notify | None = None,
+    ) -> None:
+        self._database = database
+        self._storage = storage
+        self.spec = spec
+        self._max_prompt_length = max_prompt_length
+        self._on_accepted = on_accepted
+
+    def check(self, new: NewVideo) -> VideoRequest:
+        """The request with defaults filled in, or an InputError naming the field."""
+        request = video_request(
+            self.spec,
+            prompt=new.prompt,
+            model=new.model,
+            size=new.size,
+            seconds=new.seconds,
+            max_prompt_length=self._max_prompt_length,
+        )
+        if new.input_reference is not None:
+            if not request.model.supports(Feature.IMAGE_INPUT):
+                raise InputError("input_reference", f"{request.model.name} takes no image input")
+            check_reference(new.input_reference, request.width, request.height)
+        return request
+
+    async def create(self, account: Account, new: NewVideo) -> tuple[VideoView, bool]:
+        """Accept a video (quota, budget and reservation in one transaction).
+
+        Returns the view and whether it is new: a repeated Idempotency-Key with the same
+        request returns the original video instead.
+        """
+        request = self.check(new)
+        video = self._new_row(account, request, new.idempotency_key)
+        video.request_hash = _request_hash(
+            "create", request, reference=new.input_reference, parent=None
+        )
+        if new.input_reference is not None:
+            stored = await self._storage.put(f"references/{video.id}", new.input_reference)
+            video.input_reference_key = stored.key
+            video.input_reference_type = check_reference(
+                new.input_reference, request.width, request.height
+            ).content_type
+        return await self._accept(account, video, EventKind.CREATED)
+
+    async def remix(
+        self, account: Account, parent_id: str, prompt: object, idempotency_key: str | None = None
+    ) -> tuple[VideoView, bool]:
+        """A new video from a completed one the caller can see, changed by `prompt`."""
+        checked = check_prompt(prompt, self._max_prompt_length)
+        async with self._database.session() as session:
+            parent = await queries.visible_video(session, parent_id, _scope(account))
+        if parent is None:
+            raise NotFoundError("video", parent_id)
+        if JobState(parent.job_state) is not JobState.COMPLETED:
+            raise ConflictError(
+                f"video {parent_id} is {JobState(parent.job_state).public_status}; "
+                "only a completed video can be remixed",
+                field="video_id",
+            )
+        request = video_request(
+            self.spec,
+            prompt=checked,
+            model=parent.model,
+            size=parent.size,
+            seconds=parent.seconds,
+            max_prompt_length=self._max_prompt_length,
+        )
+        video = self._new_row(account, request, idempotency_key)
+        video.remixed_from_video_id = parent.id
+        video.request_hash = _request_hash("remix", request, reference=None, parent=parent.id)
+        return await self._accept(account, video, EventKind.REMIXED)
+
+    async def get(self, account: Account, video_id: str) -> VideoView:
+        async with self._database.session() as session:
+            return queries.to_view(await self._visible(session, account, video_id))
+
+    async def page(
+        self,
+        account: Account,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        order: Order = Order.DESC,
+        status: list[str] | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        text: str | None = None,
+    ) -> Page:
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InputError("limit", f"must be 1 to {MAX_LIST_LIMIT}")
+        states = _states_for(status) if status else None
+        async with self._database.session() as session:
+            cursor = None
+            if after is not None:
+                cursor = await queries.visible_video(session, after, _scope(account))
+                if cursor is None:
+                    raise InputError("after", f"no video {after!r} to continue after")
+            return await queries.page_of_videos(
+                session,
+                _scope(account),
+                after=cursor,
+                limit=limit,
+                order=order,
+                status=states,
+                model=model,
+                provider=provider,
+                text=text,
+            )
+
+    async def events(self, account: Account, video_id: str) -> list[EventView]:
+        async with self._database.session() as session:
+            await self._visible(session, account, video_id)
+            return await queries.events_of(session, video_id)
+
+    async def cancel(self, account: Account, video_id: str) -> VideoView:
+        """Stop a video that isn't finished; cancelling a finished one changes nothing."""
+        async with self._database.session() as session, session.begin():
+            video = await self._visible(session, account, video_id, for_update=True)
+            if not JobState(video.job_state).is_terminal:
+                await _cancel(session, video, account)
+            return queries.to_view(video)
+
+    async def delete(self, account: Account, video_id: str) -> None:
+        """Remove a video and its archive; deleting it again is not an error."""
+        async with self._database.session() as session, session.begin():
+            video = await queries.visible_video(
+                session, video_id, _scope(account), for_update=True, include_deleted=True
+            )
+            if video is None:
+                raise NotFoundError("video", video_id)
+            if video.deleted_at is not None:
+                return
+            if not JobState(video.job_state).is_terminal:
+                await _cancel(session, video, account)
+            video.deleted_at = utcnow()
+            # The engine deletes the upstream job and the archived objects when it next looks.
+            video.next_check_at = video.deleted_at
+            session.add(VideoEvent(video_id=video.id, kind=EventKind.DELETED, actor=account.id))
+
+    async def open_content(
+        self, account: Account, video_id: str, variant: Variant, start: int, length: int | None
+    ) -> tuple[VideoView, ObjectStream]:
+        """Stream an archived variant (a byte range of it) of a completed video."""
+        view = await self.get(account, video_id)
+        if view.job_state is not JobState.COMPLETED:
+            raise ConflictError(
+                f"video {video_id} is {view.status}; content is available once it is completed",
+                field="video_id",
+            )
+        stored = view.archive.get(variant)
+        if stored is None:
+            raise NotFoundError(f"{variant} of video", video_id)
+        return view, await self._storage.open(stored.key, start, length)
+
+    async def usage(self, account: Account) -> QuotaUsage:
+        now = utcnow()
+        async with self._database.session() as session:
+            quota = await session.get(Quota, account.id)
+            return await _usage(session, account.id, quota, now)
+
+    async def set_policy(self, user_id: str, policy: QuotaPolicy) -> QuotaUsage:
+        """Change a user's limits (an admin's action); the current period carries on."""
+        now = utcnow()
+        async with self._database.session() as session, session.begin():
+            quota = await session.get(Quota, user_id)
+            if quota is None:
+                raise NotFoundError("user", user_id)
+            quota.max_videos_per_period = policy.max_videos
+            quota.period_days = policy.period_days
+            quota.monthly_budget = policy.monthly_budget
+            return await _usage(session, user_id, quota, now)
+
+    def _new_row(
+        self, account: Account, request: VideoRequest, idempotency_key: str | None
+    ) -> Video:
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+            raise InputError("Idempotency-Key", "must be 1 to 255 characters")
+        now = utcnow()
+        return Video(
+            id=new_video_id(now),
+            owner_id=account.id,
+            provider=self.spec.name,
+            model=request.model.name,
+            prompt=request.prompt,
+            size=request.size,
+            seconds=int(request.seconds),
+            job_state=JobState.ACCEPTED.value,
+            progress=0,
+            created_at=now,
+            next_check_at=now,
+            cost_estimate=request.estimate,
+            idempotency_key=idempotency_key,
+            metadata_={},
+        )
+
+    async def _accept(
+        self, account: Account, video: Video, kind: EventKind
+    ) -> tuple[VideoView, bool]:
+        async with self._database.session() as session, session.begin():
+            quota = await queries.lock_quota(session, account.id, video.created_at)
+            if video.idempotency_key is not None:
+                earlier = await queries.video_by_idempotency_key(
+                    session, account.id, video.idempotency_key
+                )
+                if earlier is not None:
+                    return _replayed(earlier, video), False
+            usage = await _usage(session, account.id, quota, video.created_at)
+            check_limits(usage, video.cost_estimate, video.created_at)
+            session.add(video)
+            await session.flush()
+            ledger.reserve(session, video)
+            session.add(
+                VideoEvent(
+                    video_id=video.id,
+                    kind=kind,
+                    actor=account.id,
+                    data=_event_data(video),
+                )
+            )
+        if self._on_accepted is not None:
+            await self._on_accepted(video.id)
+        return queries.to_view(video), True
+
+    async def _visible(
+        self, session: AsyncSession, account: Account, video_id: str, *, for_update: bool = False
+    ) -> Video:
+        video = await queries.visible_video(
+            session, video_id, _scope(account), for_update=for_update
+        )
+        if video is None:
+            raise NotFoundError("video", video_id)
+        return video
+
+
+def _scope(account: Account) -> str | None:
+    """Whose videos the account may see: its own, or (admins) everyone's."""
+    return None if account.is_admin else account.id
+
+
+def _states_for(statuses: list[str]) -> list[str]:
+    allowed = {state.public_status.value for state in JobState}
+    states = []
+    for status in statuses:
+        if status not in allowed:
+            raise InputError("status", f"must be one of {', '.join(sorted(allowed))}")
+        states += [state.value for state in JobState if state.public_status.value == status]
+    return states
+
+
+async def _usage(
+    session: AsyncSession, user_id: str, quota: Quota | None, now: datetime
+) -> QuotaUsage:
+    if quota is None:
+        raise NotFoundError("quota of user", user_id)
+    start = current_period_start(quota.period_started_at, quota.period_days, now)
+    quota.period_started_at = start
+    policy = QuotaPolicy(quota.max_videos_per_period, quota.period_days, quota.monthly_budget)
+    return QuotaUsage(
+        policy=policy,
+        period_started_at=start,
+        videos_used=await queries.videos_counted_since(session, user_id, start),
+        month_spend=await queries.spend_since(session, user_id, month_start(now)),
+    )
+
+
+async def _cancel(session: AsyncSession, video: Video, account: Account) -> None:
+    submitted = video.provider_video_id is not None or video.job_state != JobState.ACCEPTED
+    # Bumping the fencing token makes any engine step still holding the old lease fail its
+    # guarded write, so it cannot resurrect the video.
+    await session.execute(
+        update(Video)
+        .where(Video.id == video.id)
+        .values(
+            job_state=JobState.CANCELLED.value,
+            lease_version=Video.lease_version + 1,
+            lease_owner=None,
+            lease_until=None,
+            next_check_at=utcnow() if submitted else None,
+        )
+    )
+    await session.refresh(video)
+    if submitted:
+        # Upstream has (or may have) started generating; that cost is real.
+        await ledger.settle(session, video, video.cost_estimate)
+    else:
+        await ledger.refund(session, video)
+    session.add(VideoEvent(video_id=video.id, kind=EventKind.CANCELLED, actor=account.id))
+
+
+def _request_hash(
+    kind: str, request: VideoRequest, *, reference: bytes | None, parent: str | None
+) -> str:
+    canonical = {
+        "kind": kind,
+        "prompt": request.prompt,
+        "model": request.model.name,
+        "size": request.size,
+        "seconds": request.seconds,
+        "reference": hashlib.sha256(reference).hexdigest() if reference else None,
+        "parent": parent,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _replayed(earlier: Video, attempt: Video) -> VideoView:
+    if earlier.request_hash != attempt.request_hash:
+        raise ConflictError(
+            "this Idempotency-Key was used with a different request", field="Idempotency-Key"
+        )
+    return queries.to_view(earlier)
+
+
+def _event_data(video: Video) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "model": video.model,
+        "size": video.size,
+        "seconds": str(video.seconds),
+        "cost_estimate": str(video.cost_estimate),
+    }
+    if video.remixed_from_video_id:
+        data["remixed_from_video_id"] = video.remixed_from_video_id
+    return data
