@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,6 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
 from sqlalchemy import make_url
-from tests.support.accounts import FAST_HASHER, PASSWORD
-from tests.support.s3 import S3Bucket, create_bucket
 
 from reelforge.api.app import create_app
 from reelforge.db import migrate
@@ -27,6 +26,9 @@ from reelforge.services.accounts import Accounts
 from reelforge.services.videos import Videos
 from reelforge.settings import Settings
 from reelforge.storage import open_storage
+from tests.support.accounts import FAST_HASHER, PASSWORD
+from tests.support.api import MakeCaller, callers
+from tests.support.s3 import S3Bucket, create_bucket
 
 POSTGRES_ENV = "REELFORGE_TEST_POSTGRES_URL"
 REDIS_ENV = "REELFORGE_TEST_REDIS_URL"
@@ -195,6 +197,13 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with LifespanManager(application):
         yield application
+
+
+@pytest.fixture
+async def make_caller(app: FastAPI) -> AsyncIterator[MakeCaller]:
+    """Make users with API keys, each with its own authenticated client."""
+    async with AsyncExitStack() as stack:
+        yield await callers(app, stack)
 
 
 @pytest.fixture

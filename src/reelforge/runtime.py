@@ -12,9 +12,13 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from reelforge.db.engine import Database
+from reelforge.domain.catalog import provider
+from reelforge.domain.quotas import QuotaPolicy
 from reelforge.services.accounts import Accounts
 from reelforge.services.keys import ApiKeys
+from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
 from reelforge.services.tokens import Tokens
+from reelforge.services.videos import Videos
 from reelforge.settings import Settings
 from reelforge.storage import Storage, open_storage
 
@@ -31,6 +35,8 @@ class Runtime:
     accounts: Accounts
     keys: ApiKeys
     tokens: Tokens
+    videos: Videos
+    create_limiter: CreateRateLimiter
     redis: Redis | None = None
     checks: dict[str, Check] = field(default_factory=dict)
 
@@ -60,9 +66,19 @@ def open_runtime(settings: Settings) -> Runtime:
         settings=settings,
         database=database,
         storage=storage,
-        accounts=Accounts(database),
+        accounts=Accounts(database, quota=default_quota(settings)),
         keys=ApiKeys(database),
         tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
+        videos=Videos(
+            database,
+            storage,
+            provider(settings.provider),
+            max_prompt_length=settings.max_prompt_length,
+        ),
+        create_limiter=CreateRateLimiter(
+            settings.create_rate_limit,
+            limiter_storage(settings.redis_url, settings.redis_key_prefix),
+        ),
         redis=redis,
     )
     runtime.checks["database"] = database.ping
@@ -70,6 +86,14 @@ def open_runtime(settings: Settings) -> Runtime:
     if redis is not None:
         runtime.checks["redis"] = redis.ping
     return runtime
+
+
+def default_quota(settings: Settings) -> QuotaPolicy:
+    return QuotaPolicy(
+        max_videos=settings.default_video_quota,
+        period_days=settings.default_quota_period_days,
+        monthly_budget=settings.default_monthly_budget,
+    )
 
 
 def secret_key(settings: Settings) -> str:

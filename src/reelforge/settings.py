@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         validation_alias=_env("REDIS_URL", "REDIS_URL"),
         description="Redis for pub/sub and shared rate limits; in-process when unset.",
     )
+    redis_key_prefix: str = Field(
+        default="reelforge",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        validation_alias=_env("REDIS_KEY_PREFIX"),
+        description="Prefix of every Redis key and channel, so installations can share a Redis.",
+    )
     storage_url: str | None = Field(
         default=None,
         validation_alias=_env("STORAGE_URL"),

@@ -7,7 +7,6 @@ from datetime import timedelta
 import jwt
 import pytest
 from sqlalchemy import text
-from tests.support.accounts import PASSWORD
 
 from reelforge.db.engine import Database
 from reelforge.domain.accounts import Role
@@ -15,6 +14,7 @@ from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.services.accounts import Accounts
 from reelforge.services.keys import ApiKeys
 from reelforge.services.tokens import API_AUDIENCE, SESSION_AUDIENCE, Tokens
+from tests.support.accounts import PASSWORD
 
 pytestmark = pytest.mark.anyio
 

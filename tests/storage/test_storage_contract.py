@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.s3 import S3Bucket
 
 from reelforge.storage import (
     IntegrityError,
@@ -20,6 +19,7 @@ from reelforge.storage import (
     StoredObject,
     open_storage,
 )
+from tests.support.s3 import S3Bucket
 
 pytestmark = pytest.mark.anyio
 

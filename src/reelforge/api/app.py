@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from reelforge import __version__
-from reelforge.api import health
+from reelforge.api import accounts, admin, errors, health, videos
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.db import migrate
 from reelforge.logs import configure_logging, get_logger
@@ -46,7 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics_registry = registry
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
+    errors.install(app)
     app.include_router(health.router)
+    app.include_router(accounts.router)
+    app.include_router(videos.router)
+    app.include_router(admin.router)
     return app
 
 

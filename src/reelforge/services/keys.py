@@ -25,6 +25,10 @@ def looks_like_key(token: str) -> bool:
     return token.startswith(KEY_MARK) and len(token) > len(KEY_MARK) + _PREFIX_HEX
 
 
+def key_prefix(token: str) -> str:
+    return token[len(KEY_MARK) : len(KEY_MARK) + _PREFIX_HEX]
+
+
 def _digest(token: str) -> str:
     # The secret is 256 random bits, so a fast hash is safe here and keeps every request cheap;
     # argon2 is for low-entropy human passwords.
@@ -70,7 +74,7 @@ class ApiKeys:
         """The active account a live key belongs to, or None."""
         if not looks_like_key(token):
             return None
-        prefix = token[len(KEY_MARK) : len(KEY_MARK) + _PREFIX_HEX]
+        prefix = key_prefix(token)
         async with self._database.session() as session:
             key = await queries.key_by_prefix(session, prefix)
             if key is None or key.revoked_at is not None:

@@ -31,6 +31,7 @@ from reelforge.domain.states import JobState
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import (
     MAX_LIST_LIMIT,
+    ArchivedObject,
     EventKind,
     EventView,
     Order,
@@ -207,10 +208,8 @@ class Videos:
             video.next_check_at = video.deleted_at
             session.add(VideoEvent(video_id=video.id, kind=EventKind.DELETED, actor=account.id))
 
-    async def open_content(
-        self, account: Account, video_id: str, variant: Variant, start: int, length: int | None
-    ) -> tuple[VideoView, ObjectStream]:
-        """Stream an archived variant (a byte range of it) of a completed video."""
+    async def archived(self, account: Account, video_id: str, variant: Variant) -> ArchivedObject:
+        """Where a completed video's variant lives in the archive, with its size and hash."""
         view = await self.get(account, video_id)
         if view.job_state is not JobState.COMPLETED:
             raise ConflictError(
@@ -220,7 +219,13 @@ class Videos:
         stored = view.archive.get(variant)
         if stored is None:
             raise NotFoundError(f"{variant} of video", video_id)
-        return view, await self._storage.open(stored.key, start, length)
+        return stored
+
+    async def open_archived(
+        self, stored: ArchivedObject, start: int = 0, length: int | None = None
+    ) -> ObjectStream:
+        """Stream (a byte range of) an archived object, never whole in memory."""
+        return await self._storage.open(stored.key, start, length)
 
     async def usage(self, account: Account) -> QuotaUsage:
         now = utcnow()

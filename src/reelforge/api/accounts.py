@@ -1,0 +1,86 @@
+"""Signing in (JWT tokens and browser sessions), the caller's own account, and API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from reelforge.api.auth import CurrentAccount, end_session, start_session
+from reelforge.api.deps import RuntimeDep
+from reelforge.api.errors import ApiError, documented
+from reelforge.api.schemas import (
+    AccountOut,
+    Credentials,
+    Envelope,
+    KeyIn,
+    KeyOut,
+    NewKeyOut,
+    TokenOut,
+    UsageOut,
+)
+from reelforge.domain.accounts import Account
+from reelforge.services.tokens import SESSION_AUDIENCE
+
+router = APIRouter(prefix="/api", tags=["accounts"])
+
+
+async def _sign_in(runtime: RuntimeDep, credentials: Credentials) -> Account:
+    account = await runtime.accounts.authenticate(credentials.email, credentials.password)
+    if account is None:
+        raise ApiError(401, "invalid_credentials", "Wrong email or password")
+    return account
+
+
+@router.post("/auth/token", responses=documented(401, 422), summary="Get a JWT bearer token")
+async def issue_token(credentials: Credentials, runtime: RuntimeDep) -> Envelope[TokenOut]:
+    token = runtime.tokens.issue(await _sign_in(runtime, credentials))
+    return Envelope(
+        data=TokenOut(access_token=token, expires_in=int(runtime.tokens.ttl.total_seconds()))
+    )
+
+
+@router.post(
+    "/auth/login", responses=documented(401, 422), summary="Start a browser session (cookie)"
+)
+async def login(
+    credentials: Credentials, request: Request, response: Response, runtime: RuntimeDep
+) -> Envelope[AccountOut]:
+    account = await _sign_in(runtime, credentials)
+    token = runtime.tokens.issue(account, SESSION_AUDIENCE)
+    start_session(response, token, secure=request.url.scheme == "https")
+    return Envelope(data=AccountOut.of(account))
+
+
+@router.post("/auth/logout", summary="End the browser session")
+async def logout(response: Response) -> Envelope[dict[str, bool]]:
+    end_session(response)
+    return Envelope(data={"logged_out": True})
+
+
+@router.get("/me", responses=documented(401), summary="The caller's account")
+async def me(account: CurrentAccount) -> Envelope[AccountOut]:
+    return Envelope(data=AccountOut.of(account))
+
+
+@router.get("/me/usage", responses=documented(401), summary="Quota and budget used")
+async def my_usage(account: CurrentAccount, runtime: RuntimeDep) -> Envelope[UsageOut]:
+    return Envelope(data=UsageOut.of(await runtime.videos.usage(account)))
+
+
+@router.get("/keys", responses=documented(401), summary="Your API keys (never the secret)")
+async def list_keys(account: CurrentAccount, runtime: RuntimeDep) -> Envelope[list[KeyOut]]:
+    return Envelope(data=[KeyOut.of(key) for key in await runtime.keys.list(account)])
+
+
+@router.post(
+    "/keys", status_code=201, responses=documented(400, 401, 422), summary="Create an API key"
+)
+async def create_key(
+    body: KeyIn, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[NewKeyOut]:
+    info, token = await runtime.keys.create(account, body.name)
+    return Envelope(data=NewKeyOut(**KeyOut.of(info).model_dump(), key=token))
+
+
+@router.delete("/keys/{key_id}", responses=documented(401, 404), summary="Revoke an API key")
+async def revoke_key(key_id: str, account: CurrentAccount, runtime: RuntimeDep) -> Envelope[KeyOut]:
+    return Envelope(data=KeyOut.of(await runtime.keys.revoke(account, key_id)))

@@ -1,0 +1,112 @@
+"""Who is calling: API keys and JWTs as Bearer, or a browser session cookie guarded by CSRF."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+
+from reelforge.api.deps import RuntimeDep
+from reelforge.api.errors import ApiError
+from reelforge.domain.accounts import Account
+from reelforge.services.keys import key_prefix, looks_like_key
+from reelforge.services.tokens import SESSION_AUDIENCE
+
+SESSION_COOKIE = "reelforge_session"
+CSRF_COOKIE = "reelforge_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def optional_account(request: Request, runtime: RuntimeDep) -> Account | None:
+    """The caller's active account, None when anonymous; a bad credential is a 401."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        return await _bearer_account(request, runtime, header)
+    session = request.cookies.get(SESSION_COOKIE)
+    if session is None:
+        return None
+    account = await _active(runtime, runtime.tokens.subject(session, SESSION_AUDIENCE))
+    if account is None:
+        return None
+    if request.method not in _SAFE_METHODS:
+        await _check_csrf(request)
+    return account
+
+
+async def current_account(
+    account: Annotated[Account | None, Depends(optional_account)],
+) -> Account:
+    if account is None:
+        raise _unauthorized("Authentication required: send an API key or token as Bearer")
+    return account
+
+
+async def admin_account(account: Annotated[Account, Depends(current_account)]) -> Account:
+    if not account.is_admin:
+        raise ApiError(403, "forbidden", "This needs the admin role")
+    return account
+
+
+CurrentAccount = Annotated[Account, Depends(current_account)]
+AdminAccount = Annotated[Account, Depends(admin_account)]
+
+
+def start_session(response: Response, runtime_token: str, *, secure: bool) -> str:
+    """Set the session and CSRF cookies; returns the CSRF token for pages to embed."""
+    csrf = secrets.token_urlsafe(32)
+    response.set_cookie(
+        SESSION_COOKIE, runtime_token, httponly=True, samesite="lax", secure=secure, path="/"
+    )
+    # Readable by the page's own script, which echoes it in a header: a cross-site form can
+    # neither read it nor set the header, which is the whole defence.
+    response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="strict", secure=secure)
+    return csrf
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+
+
+async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) -> Account:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Authorization must be 'Bearer <API key or token>'")
+    token = token.strip()
+    if looks_like_key(token):
+        account = await runtime.keys.authenticate(token)
+        # Rate limits count per key as well as per user.
+        request.state.api_key_prefix = key_prefix(token)
+    else:
+        account = await _active(runtime, runtime.tokens.subject(token))
+    if account is None:
+        raise _unauthorized("Invalid, expired or revoked credentials")
+    return account
+
+
+async def _active(runtime: RuntimeDep, user_id: str | None) -> Account | None:
+    if user_id is None:
+        return None
+    account = await runtime.accounts.get(user_id)
+    return None if account is None or account.disabled else account
+
+
+async def _check_csrf(request: Request) -> None:
+    expected = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        field = form.get(CSRF_FIELD)
+        sent = field if isinstance(field, str) else None
+    if not expected or sent is None or not hmac.compare_digest(expected, sent):
+        raise ApiError(403, "csrf_failed", "Missing or wrong CSRF token for a cookie session")
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,85 @@
+"""Delivering archived content over HTTP: Range (206), ETag, Content-Disposition, streamed."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from reelforge.api.errors import ApiError
+from reelforge.domain.upstream import Variant
+from reelforge.domain.videos import ArchivedObject
+from reelforge.services.videos import Videos
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_EXTENSIONS = {Variant.VIDEO: "mp4", Variant.THUMBNAIL: "webp", Variant.SPRITESHEET: "jpg"}
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, length) of a single-range `Range` header, None for the whole object.
+
+    Multiple ranges are answered with the whole object, which RFC 9110 allows.
+    """
+    if header is None or "," in header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        length = min(int(last), size)
+        if length == 0:
+            raise _unsatisfiable(size)
+        return size - length, length
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise _unsatisfiable(size)
+    return start, end - start + 1
+
+
+async def content_response(
+    videos: Videos, request: Request, stored: ArchivedObject, variant: Variant, video_id: str
+) -> Response:
+    etag = f'"{stored.sha256}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=3600",
+        "Content-Disposition": f'attachment; filename="{video_id}.{_EXTENSIONS[variant]}"',
+    }
+    if etag in _etags(request.headers.get("if-none-match")):
+        return Response(status_code=304, headers=headers)
+    wanted = parse_range(request.headers.get("range"), stored.size)
+    if wanted is not None and request.headers.get("if-range", etag) != etag:
+        wanted = None
+    start, length = wanted if wanted is not None else (0, stored.size)
+    stream = await videos.open_archived(stored, start, length)
+    headers["Content-Length"] = str(stream.length)
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {stream.start}-{stream.end}/{stored.size}"
+    return StreamingResponse(
+        stream.chunks,
+        status_code=status,
+        headers=headers,
+        media_type=variant.default_content_type,
+    )
+
+
+def _etags(header: str | None) -> set[str]:
+    if header is None:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
+def _unsatisfiable(size: int) -> ApiError:
+    return ApiError(
+        416,
+        "range_not_satisfiable",
+        f"Range outside the object's {size} bytes",
+        field="Range",
+        headers={"Content-Range": f"bytes */{size}"},
+    )

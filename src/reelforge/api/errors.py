@@ -1,0 +1,172 @@
+"""Errors on the wire: domain errors to status codes, in the guide's envelope or the protocol's."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reelforge.domain.clock import utcnow
+from reelforge.domain.errors import ConflictError, InputError, NotFoundError
+from reelforge.domain.quotas import LimitExceededError
+from reelforge.logs import get_logger
+
+log = get_logger("reelforge.api")
+
+GATEWAY_PREFIX = "/v1/"
+
+# The protocol's `type` for each status, as OpenAI's own errors carry it.
+_PROTOCOL_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "requests",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+class ApiError(Exception):
+    """An HTTP answer other than success, raised from routes and dependencies."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+        super().__init__(message)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """The guide's error shape on /api."""
+
+    success: bool = False
+    error: ErrorBody
+
+
+class ProtocolErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ProtocolError(BaseModel):
+    """The OpenAI error shape on /v1."""
+
+    error: ProtocolErrorBody
+
+
+def error_response(request: Request, error: ApiError) -> JSONResponse:
+    if request.url.path.startswith(GATEWAY_PREFIX):
+        body: dict[str, Any] = {
+            "error": {
+                "message": error.message,
+                "type": _PROTOCOL_TYPES.get(error.status, "invalid_request_error"),
+                "param": error.field,
+                "code": error.code,
+            }
+        }
+    else:
+        body = {
+            "success": False,
+            "error": {"code": error.code, "message": error.message, "field": error.field},
+        }
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses a route can answer."""
+    return {status: {"model": ErrorEnvelope} for status in statuses}
+
+
+def documented_protocol(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ProtocolError} for status in statuses}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every failure a shape, and never a bare 500."""
+
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(request, exc)
+
+    async def input_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InputError)
+        return error_response(request, ApiError(400, "invalid_value", exc.message, field=exc.field))
+
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, NotFoundError)
+        return error_response(request, ApiError(404, "not_found", str(exc).capitalize()))
+
+    async def conflict(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ConflictError)
+        return error_response(request, ApiError(409, "conflict", exc.message, field=exc.field))
+
+    async def limit_exceeded(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LimitExceededError)
+        wait = max(1, math.ceil((exc.resets_at - utcnow()).total_seconds()))
+        return error_response(
+            request, ApiError(429, exc.code, exc.message, headers={"Retry-After": str(wait)})
+        )
+
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        field, message = _first_problem(exc)
+        return error_response(request, ApiError(422, "invalid_request", message, field=field))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        return error_response(request, ApiError(exc.status_code, code, exc.detail, headers=headers))
+
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return error_response(request, ApiError(500, "internal_error", "Internal server error"))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(InputError, input_error)
+    app.add_exception_handler(NotFoundError, not_found)
+    app.add_exception_handler(ConflictError, conflict)
+    app.add_exception_handler(LimitExceededError, limit_exceeded)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, crash)
+
+
+def _first_problem(exc: RequestValidationError) -> tuple[str | None, str]:
+    """The first invalid field, by its name in the request, and what is wrong with it."""
+    errors = exc.errors()
+    if not errors:
+        return None, "Invalid request"
+    first = errors[0]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+    field = ".".join(location) or None
+    message = str(first.get("msg", "Invalid value"))
+    return field, f"{field}: {message}" if field else message

@@ -1,0 +1,253 @@
+"""The guide's app API, `/api/videos…`, plus estimate, cancel, events and content variants."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from reelforge.api.auth import CurrentAccount
+from reelforge.api.content import content_response
+from reelforge.api.deps import RuntimeDep
+from reelforge.api.errors import documented
+from reelforge.api.ratelimit import CreateRateLimit
+from reelforge.api.schemas import (
+    CreateVideoIn,
+    Envelope,
+    EstimateOut,
+    EventOut,
+    Pagination,
+    RemixIn,
+    VideoOut,
+    VideoPage,
+)
+from reelforge.domain.errors import InputError
+from reelforge.domain.upstream import Variant
+from reelforge.domain.videos import Order
+from reelforge.services.videos import NewVideo
+
+router = APIRouter(prefix="/api/videos", tags=["videos"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Repeat a create safely: the same key and body return the same video.",
+    ),
+]
+
+_CREATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": CreateVideoIn.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["prompt"],
+                    "properties": {
+                        "prompt": {"type": "string"},
+                        "model": {"type": "string"},
+                        "size": {"type": "string"},
+                        "seconds": {"type": "string"},
+                        "input_reference": {"type": "string", "format": "binary"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def read_new_video(request: Request, idempotency_key: str | None) -> NewVideo:
+    """A create request from a JSON or a multipart body."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=20) as form:
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            upload = form.get("input_reference")
+            reference = await upload.read() if isinstance(upload, UploadFile) else None
+        return NewVideo(
+            prompt=fields.get("prompt"),
+            model=fields.get("model"),
+            size=fields.get("size"),
+            seconds=fields.get("seconds"),
+            input_reference=reference,
+            idempotency_key=idempotency_key,
+        )
+    try:
+        body = CreateVideoIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise InputError(field, str(first["msg"])) from None
+    return NewVideo(
+        prompt=body.prompt,
+        model=body.model,
+        size=body.size,
+        seconds=body.seconds,
+        input_reference=_data_url(body.input_reference),
+        idempotency_key=idempotency_key,
+    )
+
+
+def _data_url(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    header, _, payload = value.partition(",")
+    if not header.startswith("data:") or not header.endswith(";base64"):
+        raise InputError("input_reference", "must be a base64 data: URL (data:image/png;base64,…)")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("input_reference", "is not valid base64") from None
+
+
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=_CREATE_BODY,
+    responses=documented(400, 401, 409, 422, 429),
+    summary="Create a video",
+)
+async def create_video(
+    request: Request,
+    response: Response,
+    account: CurrentAccount,
+    runtime: RuntimeDep,
+    _limit: CreateRateLimit,
+    idempotency_key: IdempotencyKey = None,
+) -> Envelope[VideoOut]:
+    new = await read_new_video(request, idempotency_key)
+    view, created = await runtime.videos.create(account, new)
+    if not created:
+        response.status_code = 200
+    return Envelope(data=VideoOut.of(view))
+
+
+@router.post(
+    "/estimate",
+    responses=documented(400, 401, 422),
+    summary="Price a video before creating it",
+)
+async def estimate_video(
+    request: Request, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[EstimateOut]:
+    checked = runtime.videos.check(await read_new_video(request, None))
+    return Envelope(
+        data=EstimateOut(
+            provider=runtime.videos.spec.name,
+            model=checked.model.name,
+            size=checked.size,
+            seconds=checked.seconds,
+            cost=checked.estimate,
+        )
+    )
+
+
+@router.get("", responses=documented(400, 401, 422), summary="List your videos")
+async def list_videos(
+    account: CurrentAccount,
+    runtime: RuntimeDep,
+    status: Annotated[list[str] | None, Query(description="Filter by status.")] = None,
+    model: Annotated[str | None, Query(max_length=80)] = None,
+    provider: Annotated[str | None, Query(max_length=40)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the prompt.")] = None,
+    cursor: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Order = Order.DESC,
+) -> VideoPage:
+    page = await runtime.videos.page(
+        account,
+        after=cursor,
+        limit=limit,
+        order=order,
+        status=status,
+        model=model,
+        provider=provider,
+        text=q,
+    )
+    return VideoPage(
+        data=[VideoOut.of(view) for view in page.items],
+        pagination=Pagination(
+            has_more=page.has_more, next_cursor=page.last_id if page.has_more else None
+        ),
+    )
+
+
+@router.get("/{video_id}", responses=documented(401, 404), summary="Get a video")
+async def get_video(
+    video_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[VideoOut]:
+    return Envelope(data=VideoOut.of(await runtime.videos.get(account, video_id)))
+
+
+@router.delete("/{video_id}", responses=documented(401, 404), summary="Delete a video")
+async def delete_video(
+    video_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[dict[str, str | bool]]:
+    await runtime.videos.delete(account, video_id)
+    return Envelope(data={"id": video_id, "deleted": True})
+
+
+@router.post(
+    "/{video_id}/remix",
+    status_code=201,
+    responses=documented(400, 401, 404, 409, 422, 429),
+    summary="Remix a completed video",
+)
+async def remix_video(
+    video_id: str,
+    body: RemixIn,
+    response: Response,
+    account: CurrentAccount,
+    runtime: RuntimeDep,
+    _limit: CreateRateLimit,
+    idempotency_key: IdempotencyKey = None,
+) -> Envelope[VideoOut]:
+    view, created = await runtime.videos.remix(account, video_id, body.prompt, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return Envelope(data=VideoOut.of(view))
+
+
+@router.post("/{video_id}/cancel", responses=documented(401, 404), summary="Cancel a video")
+async def cancel_video(
+    video_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[VideoOut]:
+    return Envelope(data=VideoOut.of(await runtime.videos.cancel(account, video_id)))
+
+
+@router.get("/{video_id}/events", responses=documented(401, 404), summary="A video's audit trail")
+async def video_events(
+    video_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[list[EventOut]]:
+    events = await runtime.videos.events(account, video_id)
+    return Envelope(data=[EventOut.of(event) for event in events])
+
+
+@router.get(
+    "/{video_id}/download",
+    response_class=Response,
+    responses={
+        200: {"content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}}},
+        206: {"description": "The requested byte range"},
+        304: {"description": "Not modified (ETag)"},
+        **documented(401, 404, 409, 416),
+    },
+    summary="Download a video, its thumbnail or its spritesheet",
+)
+async def download_video(
+    video_id: str,
+    request: Request,
+    account: CurrentAccount,
+    runtime: RuntimeDep,
+    variant: Variant = Variant.VIDEO,
+) -> Response:
+    stored = await runtime.videos.archived(account, video_id, variant)
+    return await content_response(runtime.videos, request, stored, variant, video_id)

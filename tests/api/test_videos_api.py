@@ -1,0 +1,294 @@
+"""The guide's /api/videos routes over HTTP: envelope, status codes, errors, content delivery."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from PIL import Image
+
+from reelforge.domain.accounts import Role
+from tests.support.api import Caller, MakeCaller, archive, runtime_of
+
+pytestmark = pytest.mark.anyio
+
+VIDEO = bytes(range(256)) * 400  # 100 KiB stand-in for an MP4
+ASSETS = {"video": VIDEO, "thumbnail": b"RIFF....WEBP", "spritesheet": b"\xff\xd8\xff jpeg"}
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "orange").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+async def ada(make_caller: MakeCaller) -> Caller:
+    return await make_caller("ada@example.org")
+
+
+async def create(caller: Caller, **body: Any) -> dict[str, Any]:
+    response = await caller.client.post("/api/videos", json={"prompt": "a fox", **body})
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+async def completed(app: FastAPI, caller: Caller) -> dict[str, Any]:
+    video = await create(caller)
+    await archive(runtime_of(app), video["id"], ASSETS)
+    return video
+
+
+async def test_create_answers_201_in_the_envelope(ada: Caller) -> None:
+    response = await ada.client.post(
+        "/api/videos", json={"prompt": "a fox", "size": "1280x720", "seconds": "8"}
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["success"] is True
+    video = body["data"]
+    assert video["status"] == "queued"
+    assert (video["model"], video["size"], video["seconds"]) == ("sora-2", "1280x720", "8")
+    assert video["cost"] == {"currency": "USD", "estimate": "0.80", "final": None}
+    assert video["downloads"] == {}
+    assert response.headers["RateLimit-Limit"] == "30"
+
+
+async def test_create_takes_multipart_with_a_reference_image(ada: Caller) -> None:
+    response = await ada.client.post(
+        "/api/videos",
+        data={"prompt": "a fox", "size": "1280x720"},
+        files={"input_reference": ("first.png", png(1280, 720), "image/png")},
+    )
+
+    assert response.status_code == 201, response.text
+
+
+async def test_create_takes_a_data_url_reference(ada: Caller) -> None:
+    image = "data:image/png;base64," + base64.b64encode(png(720, 1280)).decode()
+
+    video = await create(ada, input_reference=image)
+
+    assert video["size"] == "720x1280"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "wording"),
+    [
+        ({}, 400, "prompt", "required"),
+        ({"prompt": " "}, 400, "prompt", "blank"),
+        ({"prompt": "x" * 1001}, 400, "prompt", "at most 1000"),
+        ({"prompt": "fox", "model": "veo"}, 400, "model", "Supported values are"),
+        ({"prompt": "fox", "size": "1x1"}, 400, "size", "'720x1280' and '1280x720'"),
+        ({"prompt": "fox", "seconds": 7}, 400, "seconds", "'4', '8'"),
+        ({"prompt": "fox", "input_reference": "http://x"}, 400, "input_reference", "data: URL"),
+        ({"prompt": 5}, 400, "prompt", "string"),
+    ],
+)
+async def test_bad_creates_name_the_field(
+    ada: Caller, body: dict[str, Any], status: int, field: str, wording: str
+) -> None:
+    response = await ada.client.post("/api/videos", json=body)
+
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["success"] is False
+    assert error["error"]["field"] == field
+    assert wording in error["error"]["message"]
+    assert (await ada.client.get("/api/videos")).json()["data"] == []
+
+
+async def test_malformed_json_is_a_clear_400(ada: Caller) -> None:
+    response = await ada.client.post(
+        "/api/videos", content=b"{not json", headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+async def test_wrong_size_reference_names_the_expected_size(ada: Caller) -> None:
+    response = await ada.client.post(
+        "/api/videos",
+        data={"prompt": "a fox"},
+        files={"input_reference": ("first.png", png(64, 64), "image/png")},
+    )
+
+    assert response.status_code == 400
+    assert "720x1280" in response.json()["error"]["message"]
+
+
+async def test_estimate_prices_without_creating(ada: Caller) -> None:
+    response = await ada.client.post(
+        "/api/videos/estimate", json={"prompt": "fox", "model": "sora-2-pro", "size": "1920x1080"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["data"] == {
+        "provider": "emulator",
+        "model": "sora-2-pro",
+        "size": "1920x1080",
+        "seconds": "4",
+        "cost": "2.80",
+        "currency": "USD",
+    }
+    assert (await ada.client.get("/api/videos")).json()["data"] == []
+
+
+async def test_list_filters_and_paginates_with_a_cursor(ada: Caller) -> None:
+    made = [await create(ada, prompt=f"clip {i}") for i in range(5)]
+
+    first = (await ada.client.get("/api/videos", params={"limit": 2})).json()
+    cursor = first["pagination"]["next_cursor"]
+    rest = (await ada.client.get("/api/videos", params={"limit": 10, "cursor": cursor})).json()
+
+    ids = [v["id"] for v in first["data"] + rest["data"]]
+    assert ids == [v["id"] for v in reversed(made)]
+    assert rest["pagination"] == {"has_more": False, "next_cursor": None}
+    found = (await ada.client.get("/api/videos", params={"q": "clip 3"})).json()["data"]
+    assert [v["id"] for v in found] == [made[3]["id"]]
+    bad = await ada.client.get("/api/videos", params={"limit": 500})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["field"] == "limit"
+
+
+async def test_get_cancel_events_and_delete(ada: Caller) -> None:
+    video = await create(ada)
+    path = f"/api/videos/{video['id']}"
+
+    assert (await ada.client.get(path)).json()["data"]["id"] == video["id"]
+    cancelled = await ada.client.post(f"{path}/cancel")
+    assert cancelled.json()["data"]["status"] == "cancelled"
+    events = (await ada.client.get(f"{path}/events")).json()["data"]
+    assert [e["kind"] for e in events] == ["created", "cancelled"]
+    assert (await ada.client.delete(path)).json()["data"] == {"id": video["id"], "deleted": True}
+    assert (await ada.client.delete(path)).status_code == 200
+    assert (await ada.client.get(path)).status_code == 404
+
+
+async def test_download_streams_with_etag_and_disposition(app: FastAPI, ada: Caller) -> None:
+    video = await completed(app, ada)
+    path = f"/api/videos/{video['id']}/download"
+
+    response = await ada.client.get(path)
+
+    assert response.status_code == 200
+    assert response.content == VIDEO
+    assert response.headers["content-type"] == "video/mp4"
+    assert response.headers["content-length"] == str(len(VIDEO))
+    assert response.headers["etag"] == f'"{hashlib.sha256(VIDEO).hexdigest()}"'
+    assert response.headers["accept-ranges"] == "bytes"
+    assert f'filename="{video["id"]}.mp4"' in response.headers["content-disposition"]
+    again = await ada.client.get(path, headers={"If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304
+    thumbnail = await ada.client.get(path, params={"variant": "thumbnail"})
+    assert thumbnail.headers["content-type"] == "image/webp"
+    assert thumbnail.content == ASSETS["thumbnail"]
+    listed = (await ada.client.get(f"/api/videos/{video['id']}")).json()["data"]
+    assert set(listed["downloads"]) == {"video", "thumbnail", "spritesheet"}
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-", 1000, len(VIDEO) - 1),
+        ("bytes=-10", len(VIDEO) - 10, len(VIDEO) - 1),
+        ("bytes=5-999999999", 5, len(VIDEO) - 1),
+    ],
+)
+async def test_ranges_answer_206(
+    app: FastAPI, ada: Caller, header: str, start: int, end: int
+) -> None:
+    video = await completed(app, ada)
+
+    response = await ada.client.get(
+        f"/api/videos/{video['id']}/download", headers={"Range": header}
+    )
+
+    assert response.status_code == 206
+    assert response.content == VIDEO[start : end + 1]
+    assert response.headers["content-range"] == f"bytes {start}-{end}/{len(VIDEO)}"
+
+
+async def test_unsatisfiable_range_answers_416(app: FastAPI, ada: Caller) -> None:
+    video = await completed(app, ada)
+
+    response = await ada.client.get(
+        f"/api/videos/{video['id']}/download", headers={"Range": f"bytes={len(VIDEO)}-"}
+    )
+
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(VIDEO)}"
+
+
+async def test_download_before_completion_is_a_conflict(ada: Caller) -> None:
+    video = await create(ada)
+
+    response = await ada.client.get(f"/api/videos/{video['id']}/download")
+
+    assert response.status_code == 409
+    assert "completed" in response.json()["error"]["message"]
+
+
+async def test_remix_of_a_completed_video(app: FastAPI, ada: Caller) -> None:
+    parent = await completed(app, ada)
+
+    response = await ada.client.post(
+        f"/api/videos/{parent['id']}/remix", json={"prompt": "at night"}
+    )
+
+    assert response.status_code == 201
+    assert response.json()["data"]["remixed_from_video_id"] == parent["id"]
+
+
+async def test_idempotency_key_replays_and_conflicts(ada: Caller) -> None:
+    headers = {"Idempotency-Key": "abc"}
+    first = await ada.client.post("/api/videos", json={"prompt": "fox"}, headers=headers)
+    again = await ada.client.post("/api/videos", json={"prompt": "fox"}, headers=headers)
+    other = await ada.client.post("/api/videos", json={"prompt": "owl"}, headers=headers)
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json()["data"]["id"] == first.json()["data"]["id"]
+    assert other.json()["error"]["field"] == "Idempotency-Key"
+
+
+async def test_quota_exhaustion_answers_429_with_retry_after(
+    ada: Caller, make_caller: MakeCaller
+) -> None:
+    root = await make_caller("root@example.org", Role.ADMIN)
+    put = await root.client.put(
+        f"/api/admin/users/{ada.account.id}/quota",
+        json={"max_videos": 1, "period_days": 7, "monthly_budget": None},
+    )
+    assert put.status_code == 200, put.text
+    await create(ada)
+
+    refused = await ada.client.post("/api/videos", json={"prompt": "again"})
+
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "quota_exceeded"
+    assert 0 < int(refused.headers["Retry-After"]) <= 7 * 86400
+    usage = (await ada.client.get("/api/me/usage")).json()["data"]
+    assert (usage["videos_used"], usage["videos_left"]) == (1, 0)
+
+
+async def test_non_admins_cannot_use_admin_routes(ada: Caller) -> None:
+    response = await ada.client.get("/api/admin/users")
+
+    assert response.status_code == 403
+
+
+async def test_anonymous_callers_get_401(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/videos")
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["success"] is False

@@ -1,0 +1,76 @@
+"""Callers of the HTTP API (users with keys and clients), and an archive stand-in for the engine."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from reelforge.db.models import Video
+from reelforge.domain.accounts import Account, Role
+from reelforge.domain.clock import utcnow
+from reelforge.runtime import Runtime
+
+BASE_URL = "http://reelforge.test"
+
+
+@dataclass
+class Caller:
+    account: Account
+    key: str
+    client: httpx.AsyncClient
+
+
+MakeCaller = Callable[..., Awaitable[Caller]]
+
+
+def runtime_of(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+async def callers(app: FastAPI, stack: AsyncExitStack) -> MakeCaller:
+    runtime = runtime_of(app)
+
+    async def make(email: str, role: Role = Role.USER) -> Caller:
+        account = await runtime.accounts.create(email, "correct horse battery", role=role)
+        _, key = await runtime.keys.create(account, "tests")
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url=BASE_URL,
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        )
+        return Caller(account=account, key=key, client=client)
+
+    return make
+
+
+async def archive(runtime: Runtime, video_id: str, assets: dict[str, bytes]) -> None:
+    """Do what the job engine does at the end: store the outputs and mark the video completed."""
+    values: dict[str, object] = {
+        "job_state": "completed",
+        "progress": 100,
+        "completed_at": utcnow(),
+        "archived_at": utcnow(),
+    }
+    for variant, data in assets.items():
+        stored = await runtime.storage.put(f"videos/{video_id}/{variant}", _chunks(data))
+        values |= {
+            f"{variant}_key": stored.key,
+            f"{variant}_bytes": stored.size,
+            f"{variant}_sha256": hashlib.sha256(data).hexdigest(),
+        }
+    async with runtime.database.session() as session, session.begin():
+        await session.execute(update(Video).where(Video.id == video_id).values(**values))
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 65536):
+        yield data[start : start + 65536]
