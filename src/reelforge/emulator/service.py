@@ -1,0 +1,540 @@
+"""The emulator's use cases: validate against the catalog, create jobs, answer reads, controls."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from reelforge.domain.catalog import (
+    EXTENSION_SECONDS,
+    MAX_EXTENDED_SECONDS,
+    MAX_EXTENSIONS,
+    CatalogError,
+    Feature,
+    ModelSpec,
+    ProviderSpec,
+    provider,
+)
+from reelforge.emulator.bodies import (
+    Body,
+    Upload,
+    describe,
+    optional_string,
+    reject_unknown,
+    required_string,
+)
+from reelforge.emulator.errors import (
+    EmulatorError,
+    choice_error,
+    from_catalog,
+    invalid_type,
+    invalid_value,
+    missing,
+    not_found,
+)
+from reelforge.emulator.faults import MODERATION, FaultState, PromptTags, fail_message, parse_tags
+from reelforge.emulator.jobs import Engine, EngineClosed, Renderer
+from reelforge.emulator.references import check_image, reference_bytes
+from reelforge.emulator.render import RenderSpec
+from reelforge.emulator.settings import EmulatorSettings
+from reelforge.emulator.store import (
+    AssetStore,
+    Character,
+    EmulatorClock,
+    Job,
+    JobStore,
+    Kind,
+    Status,
+    Variant,
+    new_character_id,
+    new_video_id,
+    sha256_hex,
+)
+from reelforge.emulator.webhooks import WebhookSender
+
+MAX_PROMPT = 32000
+MAX_CHARACTER_NAME = 80
+DEFAULT_LIST_LIMIT = 20
+MAX_LIST_LIMIT = 100
+
+CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference", "characters"})
+REMIX_FIELDS = frozenset({"prompt"})
+EDIT_FIELDS = frozenset({"prompt", "video", "model"})
+EXTEND_FIELDS = frozenset({"prompt", "video", "seconds", "model"})
+CHARACTER_FIELDS = frozenset({"name", "video"})
+
+# Emulator choices where the real API's code is unknown (documented in docs/emulator.md).
+NOT_READY = "video_not_ready"
+FAILED = "video_failed"
+EXPIRED = "video_expired"
+
+
+def derive_seed(global_seed: int, *parts: object) -> int:
+    """A 63-bit seed from the request: the same request renders the same bytes."""
+    material = json.dumps([global_seed, *parts], separators=(",", ":"), default=str)
+    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big") >> 1
+
+
+def _require(model_spec: ModelSpec, feature: Feature, param: str | None) -> None:
+    if not model_spec.supports(feature):
+        raise invalid_value(
+            param or "model",
+            f"The model '{model_spec.name}' does not support {feature.value.replace('_', ' ')}.",
+        )
+
+
+def _dimensions(size: str) -> tuple[int, int]:
+    width, height = size.split("x")
+    return int(width), int(height)
+
+
+class Stats:
+    """Call counts per route and per answered status (for `GET /_emulator/stats`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: Counter[str] = Counter()
+        self._statuses: defaultdict[str, Counter[str]] = defaultdict(Counter)
+
+    def record(self, route: str, status: int) -> None:
+        with self._lock:
+            self._calls[route] += 1
+            self._statuses[route][str(status)] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": sum(self._calls.values()),
+                "calls": dict(self._calls),
+                "statuses": {route: dict(counts) for route, counts in self._statuses.items()},
+            }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+            self._statuses.clear()
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    has_more: bool
+
+
+class Emulator:
+    """One emulated upstream: its jobs, faults, engine, webhooks and counters."""
+
+    def __init__(self, settings: EmulatorSettings, renderer: Renderer) -> None:
+        self.settings = settings
+        self.catalog: ProviderSpec = provider("emulator")
+        self.clock = EmulatorClock()
+        self.store = JobStore(settings.ledger_limit)
+        self.assets = AssetStore(settings.asset_dir)
+        self.faults = FaultState(settings)
+        self.stats = Stats()
+        self.webhooks = WebhookSender(settings)
+        self.engine = Engine(
+            settings,
+            self.store,
+            self.assets,
+            self.clock,
+            self.webhooks,
+            renderer,
+            drop_webhooks=lambda: self.faults.current().drop_webhooks,
+        )
+
+    def close(self) -> None:
+        self.engine.close()
+
+    # --- creating jobs --------------------------------------------------------------------
+
+    def _prompt(self, body: Body, route: str) -> tuple[str, PromptTags]:
+        prompt = required_string(body, "prompt", max_length=MAX_PROMPT)
+        tags = parse_tags(prompt)
+        self.faults.check_tagged(route, prompt, tags)
+        if tags.moderation_at_create:
+            raise EmulatorError(
+                400, fail_message(MODERATION), param="prompt", code="moderation_blocked"
+            )
+        return prompt, tags
+
+    def _plan_failure(self, tags: PromptTags) -> str | None:
+        if tags.fail_code:
+            return tags.fail_code
+        if self.faults.moderated(tags.text):
+            return MODERATION
+        return "video_generation_failed" if self.faults.draw_failure() else None
+
+    def _new_job(
+        self,
+        *,
+        kind: Kind,
+        model: str,
+        model_spec: ModelSpec,
+        size: str,
+        seconds: str,
+        billed_seconds: int,
+        prompt: str,
+        tags: PromptTags,
+        spec: RenderSpec,
+        source: Job | None,
+    ) -> Job:
+        now = int(self.clock.now())
+        faults = self.faults.current()
+        job = Job(
+            id=new_video_id(now),
+            seq=self.store.next_seq(),
+            kind=kind,
+            created_at=now,
+            model=model,
+            model_spec=model_spec,
+            size=size,
+            seconds=seconds,
+            billed_seconds=billed_seconds,
+            prompt=prompt,
+            tags=tags,
+            spec=spec,
+            source_id=source.id if source else None,
+            extension_count=(source.extension_count if source else 0)
+            + (1 if kind == Kind.EXTENSION else 0),
+            cost=model_spec.price(size, billed_seconds),
+            latency_seconds=(
+                tags.latency_seconds if tags.latency_seconds is not None else faults.latency_seconds
+            ),
+            ttl_seconds=tags.ttl_seconds or self.settings.ttl_seconds,
+            planned_failure=self._plan_failure(tags),
+        )
+        self.store.add(job)
+        try:
+            self.engine.submit(job)
+        except EngineClosed:
+            self.store.remove(job.id, evicted=True)
+            raise EmulatorError(
+                503, "The emulator is shutting down.", type="server_error"
+            ) from None
+        return job
+
+    def late_create_delay(self, tags: PromptTags) -> float:
+        if tags.late_create_seconds is not None:
+            return tags.late_create_seconds
+        return self.faults.current().late_create_seconds
+
+    async def create(self, body: Body) -> Job:
+        reject_unknown(body, CREATE_FIELDS)
+        prompt, tags = self._prompt(body, "videos.create")
+        model = optional_string(body, "model")
+        size = optional_string(body, "size")
+        seconds = optional_string(body, "seconds")
+        try:
+            model_spec, size, seconds = self.catalog.resolve(model, size, seconds)
+        except CatalogError as exc:
+            raise from_catalog(exc) from None
+        width, height = _dimensions(size)
+        reference: bytes | None = None
+        if body.fields.get("input_reference") is not None:
+            _require(model_spec, Feature.IMAGE_INPUT, "input_reference")
+            reference = await reference_bytes(
+                body.fields["input_reference"],
+                multipart=body.multipart,
+                fetch_urls=self.settings.fetch_image_urls,
+                limit=self.settings.max_upload_bytes,
+            )
+            check_image(reference, width, height)
+        self._check_characters(body.fields.get("characters"))
+        seed = derive_seed(
+            self.settings.seed,
+            "create",
+            model_spec.name,
+            tags.text,
+            size,
+            seconds,
+            sha256_hex(reference) if reference is not None else None,
+        )
+        spec = RenderSpec(
+            prompt=tags.text,
+            width=width,
+            height=height,
+            seconds=int(seconds),
+            seed=seed,
+            reference_image=reference,
+        )
+        return self._new_job(
+            kind=Kind.CREATE,
+            model=model or self.catalog.default_model,
+            model_spec=model_spec,
+            size=size,
+            seconds=seconds,
+            billed_seconds=int(seconds),
+            prompt=prompt,
+            tags=tags,
+            spec=spec,
+            source=None,
+        )
+
+    def _check_characters(self, value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, list):
+            raise invalid_type("characters", "an array", describe(value))
+        for index, item in enumerate(value):
+            param = f"characters[{index}]"
+            if not isinstance(item, dict) or set(item) != {"id"}:
+                raise invalid_type(param, "an object with an 'id'", describe(item))
+            if not isinstance(item["id"], str):
+                raise invalid_type(f"{param}.id", "a string", describe(item["id"]))
+            with self.store.lock:
+                known = item["id"] in self.store.characters
+            if not known:
+                raise invalid_value(param, f"Character '{item['id']}' not found.")
+
+    def _completed_source(self, video_id: str, action: str, param: str | None) -> Job:
+        job = self.retrieve(video_id, param=param)
+        if job.status == Status.FAILED:
+            raise EmulatorError(
+                400,
+                f"Video '{video_id}' failed and cannot be {action}.",
+                param=param,
+                code=FAILED,
+            )
+        if job.status != Status.COMPLETED:
+            raise EmulatorError(
+                400,
+                f"Video '{video_id}' is not completed yet (status: {job.status.value}); "
+                f"only completed videos can be {action}.",
+                param=param,
+                code=NOT_READY,
+            )
+        return job
+
+    def _source_from_body(self, body: Body, action: str) -> Job:
+        value = body.fields.get("video")
+        if value is None:
+            raise missing("video")
+        if isinstance(value, Upload):
+            with self.store.lock:
+                video_id = self.store.by_video_sha256.get(sha256_hex(value.data))
+            if video_id is None:
+                raise invalid_value(
+                    "video",
+                    "Invalid 'video': this emulator can only work on videos it generated; pass "
+                    '{"id": "video_..."} or upload a video downloaded from it.',
+                )
+            return self._completed_source(video_id, action, "video")
+        if not isinstance(value, dict):
+            expected = "a file" if body.multipart else "an object"
+            raise invalid_type("video", expected, describe(value))
+        if set(value) != {"id"}:
+            raise invalid_value("video", "Invalid 'video': expected an object with an 'id'.")
+        if not isinstance(value["id"], str):
+            raise invalid_type("video.id", "a string", describe(value["id"]))
+        return self._completed_source(value["id"], action, "video")
+
+    def _check_model(self, body: Body) -> None:
+        # Edits and extensions infer the model from the source; a given name must still exist.
+        model = optional_string(body, "model")
+        if model is not None:
+            try:
+                self.catalog.model(model)
+            except CatalogError as exc:
+                raise from_catalog(exc) from None
+
+    async def remix(self, video_id: str, body: Body) -> Job:
+        reject_unknown(body, REMIX_FIELDS)
+        source = self._completed_source(video_id, "remixed", None)
+        _require(source.model_spec, Feature.REMIX, None)
+        prompt, tags = self._prompt(body, "videos.remix")
+        return self._derived(Kind.REMIX, source, prompt, tags)
+
+    async def edit(self, body: Body) -> Job:
+        reject_unknown(body, EDIT_FIELDS)
+        self._check_model(body)
+        source = self._source_from_body(body, "edited")
+        _require(source.model_spec, Feature.EDIT, "video")
+        prompt, tags = self._prompt(body, "videos.edit")
+        return self._derived(Kind.EDIT, source, prompt, tags)
+
+    def _derived(self, kind: Kind, source: Job, prompt: str, tags: PromptTags) -> Job:
+        """Remix and edit: a new job with the source's model, size and length, same scene."""
+        total = source.spec.total_seconds
+        seed = derive_seed(
+            self.settings.seed, kind.value, source.model_spec.name, tags.text, source.spec.seed
+        )
+        spec = RenderSpec(
+            prompt=tags.text,
+            width=source.spec.width,
+            height=source.spec.height,
+            seconds=total,
+            seed=seed,
+            parent=source.spec,
+        )
+        return self._new_job(
+            kind=kind,
+            model=source.model,
+            model_spec=source.model_spec,
+            size=source.size,
+            seconds=str(total),
+            billed_seconds=total,
+            prompt=prompt,
+            tags=tags,
+            spec=spec,
+            source=source,
+        )
+
+    async def extend(self, body: Body) -> Job:
+        reject_unknown(body, EXTEND_FIELDS)
+        self._check_model(body)
+        source = self._source_from_body(body, "extended")
+        _require(source.model_spec, Feature.EXTEND, "video")
+        prompt, tags = self._prompt(body, "videos.extend")
+        seconds = optional_string(body, "seconds")
+        if seconds is None:
+            raise missing("seconds")
+        if seconds not in EXTENSION_SECONDS:
+            raise choice_error("seconds", seconds, EXTENSION_SECONDS)
+        if source.extension_count >= MAX_EXTENSIONS:
+            raise invalid_value(
+                "video",
+                f"Video '{source.id}' has already been extended {source.extension_count} times; "
+                f"at most {MAX_EXTENSIONS} extensions are allowed.",
+            )
+        total = source.spec.total_seconds + int(seconds)
+        if total > MAX_EXTENDED_SECONDS:
+            raise invalid_value(
+                "seconds",
+                f"Invalid value: '{seconds}'. Extending video '{source.id}' "
+                f"({source.spec.total_seconds} s) by {seconds} s would exceed the maximum total "
+                f"duration of {MAX_EXTENDED_SECONDS} seconds.",
+            )
+        seed = derive_seed(
+            self.settings.seed, "extension", source.model_spec.name, tags.text, source.spec.seed
+        )
+        spec = RenderSpec(
+            prompt=tags.text,
+            width=source.spec.width,
+            height=source.spec.height,
+            seconds=int(seconds),
+            seed=seed,
+            extends=source.spec,
+        )
+        return self._new_job(
+            kind=Kind.EXTENSION,
+            model=source.model,
+            model_spec=source.model_spec,
+            size=source.size,
+            seconds=str(total),
+            billed_seconds=int(seconds),
+            prompt=prompt,
+            tags=tags,
+            spec=spec,
+            source=source,
+        )
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def retrieve(self, video_id: str, *, param: str | None = None) -> Job:
+        job = self.store.get(video_id)
+        if job is None:
+            raise not_found("video", video_id, param)
+        return job
+
+    def list_videos(self, *, after: str | None, limit: int, descending: bool) -> Page:
+        jobs = self.store.ordered(descending=descending)
+        if after is not None:
+            seq = self.store.ledger_seq(after)
+            if seq is None:
+                raise invalid_value("after", f"Invalid 'after': no video found with id '{after}'.")
+            # Cursor by creation order, so a cursor survives its video being deleted.
+            jobs = [job for job in jobs if (job.seq < seq if descending else job.seq > seq)]
+        return Page(jobs=jobs[:limit], has_more=len(jobs) > limit)
+
+    def delete(self, video_id: str) -> None:
+        job = self.retrieve(video_id)
+        if job.pending:
+            raise EmulatorError(
+                400,
+                f"Video '{video_id}' is still {job.status.value}; only completed or failed "
+                "videos can be deleted.",
+                code=NOT_READY,
+            )
+        self.store.remove(video_id, evicted=False)
+        self.assets.delete(video_id)
+
+    def content(self, video_id: str, variant: Variant) -> tuple[Job, bytes]:
+        job = self.retrieve(video_id)
+        if job.status == Status.FAILED:
+            raise EmulatorError(400, f"Video '{video_id}' failed and has no content.", code=FAILED)
+        if job.status != Status.COMPLETED:
+            raise EmulatorError(
+                400,
+                f"Video '{video_id}' is not ready yet (status: {job.status.value}); download "
+                "its content once it is completed.",
+                code=NOT_READY,
+            )
+        if job.expired(self.clock.now()):
+            raise EmulatorError(
+                400,
+                f"The content of video '{video_id}' expired at {job.expires_at}.",
+                code=EXPIRED,
+            )
+        data = self.assets.get(video_id, variant)
+        if data is None:  # deleted or evicted between the checks
+            raise not_found("video", video_id)
+        return job, data
+
+    # --- characters -----------------------------------------------------------------------
+
+    def create_character(self, body: Body) -> Character:
+        reject_unknown(body, CHARACTER_FIELDS)
+        name = required_string(body, "name", max_length=MAX_CHARACTER_NAME)
+        video = body.fields.get("video")
+        if video is None:
+            raise missing("video")
+        if not isinstance(video, Upload):
+            raise invalid_type("video", "a file", describe(video))
+        if video.data[4:8] != b"ftyp":
+            raise invalid_value(
+                "video", "Invalid file format for 'video'. Supported formats are: 'video/mp4'."
+            )
+        character = Character(id=new_character_id(), name=name, created_at=int(self.clock.now()))
+        with self.store.lock:
+            self.store.characters[character.id] = character
+        return character
+
+    def get_character(self, character_id: str) -> Character:
+        with self.store.lock:
+            character = self.store.characters.get(character_id)
+        if character is None:
+            raise not_found("character", character_id)
+        return character
+
+    # --- controls -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every job, character, ledger row, counter and delivery; faults from settings."""
+        self.engine.cancel_all()
+        self.store.clear()
+        self.assets.clear()
+        self.faults.reset()
+        self.stats.clear()
+        self.webhooks.clear()
+        self.clock.offset = 0.0
+
+    def advance_clock(self, seconds: float) -> int:
+        self.clock.advance(seconds)
+        return self.engine.sweep()
+
+    def overview(self) -> dict[str, Any]:
+        with self.store.lock:
+            counts = Counter(job.status.value for job in self.store.jobs.values())
+            jobs = len(self.store.jobs)
+        return {
+            "jobs": jobs,
+            "by_status": dict(counts),
+            "ledger_rows": len(self.store.ledger),
+            "asset_bytes_in_memory": self.assets.bytes_held(),
+            "clock_offset_seconds": self.clock.offset,
+        }
