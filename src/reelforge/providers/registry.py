@@ -1,0 +1,87 @@
+"""Choosing the provider from settings, and mounting the built-in emulator in-process."""
+
+from __future__ import annotations
+
+import anyio
+import httpx2
+import openai
+from starlette.types import ASGIApp
+
+from reelforge.domain import catalog
+from reelforge.providers.base import Provider
+from reelforge.providers.openai import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, OpenAIProvider
+from reelforge.settings import ProviderName, Settings, SettingsError
+
+# Never resolved: requests to it go through the ASGI transport, not the network.
+EMULATOR_BASE_URL = "http://emulator.invalid/v1"
+# The emulator's default accepts any Bearer key (a key is still required).
+EMULATOR_API_KEY = "sk-reelforge-emulator"
+
+
+class InProcessTransport(httpx2.AsyncBaseTransport):
+    """`httpx2.ASGITransport`, plus what a network gives for free.
+
+    - Timeouts: the ASGI transport ignores them, so a slow or hung emulator would hang the
+      caller forever. The request's read timeout bounds the whole exchange here.
+    - Crashes: an exception in the app becomes a 500, as it would across a socket, instead
+      of escaping into the caller as a foreign exception type.
+
+    The ASGI transport buffers each response body; the emulator's assets are small.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._inner = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        limit = (request.extensions.get("timeout") or {}).get("read")
+        try:
+            with anyio.fail_after(limit):
+                return await self._inner.handle_async_request(request)
+        except TimeoutError:
+            raise httpx2.ReadTimeout(f"no answer within {limit} s", request=request) from None
+
+
+def emulator_provider(
+    emulator_app: ASGIApp,
+    *,
+    api_key: str = EMULATOR_API_KEY,
+    timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
+) -> OpenAIProvider:
+    """The OpenAI adapter pointed at an emulator app mounted in this process."""
+    http_client = openai.DefaultAsyncHttpxClient(transport=InProcessTransport(emulator_app))
+    return OpenAIProvider(
+        spec=catalog.provider(ProviderName.EMULATOR),
+        api_key=api_key,
+        base_url=EMULATOR_BASE_URL,
+        timeout=timeout,
+        http_client=http_client,
+    )
+
+
+def build_provider(
+    settings: Settings,
+    *,
+    emulator_app: ASGIApp | None = None,
+    emulator_api_key: str | None = None,
+) -> Provider:
+    """The provider `settings.provider` names; the caller owns it (`await provider.aclose()`).
+
+    The emulator is passed in rather than imported: only the app factory and the CLI build
+    it (DESIGN.md §2), with its own settings; pass `emulator_api_key` if those set a key.
+    """
+    if settings.provider is ProviderName.EMULATOR:
+        if emulator_app is None:
+            raise ValueError("REELFORGE_PROVIDER=emulator needs the emulator app to mount")
+        return emulator_provider(emulator_app, api_key=emulator_api_key or EMULATOR_API_KEY)
+    if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value():
+        raise SettingsError(
+            "REELFORGE_PROVIDER=openai needs an API key: set OPENAI_API_KEY "
+            "(or REELFORGE_OPENAI_API_KEY)"
+        )
+    return OpenAIProvider(
+        spec=catalog.provider(ProviderName.OPENAI),
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url or DEFAULT_BASE_URL,
+        organization=settings.openai_organization,
+        project=settings.openai_project,
+    )
