@@ -188,13 +188,24 @@ def make_settings(data_dir: Path) -> Any:
 
 @pytest.fixture
 def settings(make_settings: Any) -> Settings:
-    settings: Settings = make_settings()
+    """The embedded defaults, minus the worker: tests drive a video's life themselves (see
+    `tests.support.api.archive`) unless they ask for `working_app`."""
+    settings: Settings = make_settings(embedded_worker=False)
     return settings
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def working_app(make_settings: Any) -> AsyncIterator[FastAPI]:
+    """The app exactly as `reelforge serve` runs it: the worker drives videos through the
+    built-in emulator."""
+    application = create_app(make_settings())
     async with LifespanManager(application):
         yield application
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from reelforge.db.engine import Database
-from reelforge.domain.catalog import provider
+from reelforge.domain import catalog
 from reelforge.domain.quotas import QuotaPolicy
+from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.keys import ApiKeys
 from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
@@ -38,16 +39,23 @@ class Runtime:
     videos: Videos
     create_limiter: CreateRateLimiter
     redis: Redis | None = None
+    provider: Provider | None = None
     checks: dict[str, Check] = field(default_factory=dict)
 
     async def close(self) -> None:
+        if self.provider is not None:
+            await self.provider.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.database.close()
 
 
-def open_runtime(settings: Settings) -> Runtime:
-    """Build the adapters; nothing connects until first use, so this cannot hang."""
+def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Runtime:
+    """Build the adapters; nothing connects until first use, so this cannot hang.
+
+    Processes that talk to upstream (the server, workers) pass the `provider`; commands that
+    only manage accounts don't need one.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     storage = open_storage(
@@ -72,7 +80,7 @@ def open_runtime(settings: Settings) -> Runtime:
         videos=Videos(
             database,
             storage,
-            provider(settings.provider),
+            catalog.provider(settings.provider),
             max_prompt_length=settings.max_prompt_length,
         ),
         create_limiter=CreateRateLimiter(
@@ -80,11 +88,14 @@ def open_runtime(settings: Settings) -> Runtime:
             limiter_storage(settings.redis_url, settings.redis_key_prefix),
         ),
         redis=redis,
+        provider=provider,
     )
     runtime.checks["database"] = database.ping
     runtime.checks["storage"] = storage.check
     if redis is not None:
         runtime.checks["redis"] = redis.ping
+    if provider is not None:
+        runtime.checks["provider"] = provider.check
     return runtime
 
 

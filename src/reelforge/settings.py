@@ -174,6 +174,14 @@ class Settings(BaseSettings):
             "(`10/second`, `30/minute;500/day`)."
         ),
     )
+    embedded_worker: bool = Field(
+        default=True,
+        validation_alias=_env("EMBEDDED_WORKER"),
+        description=(
+            "Whether `serve` runs the job worker inside itself; turn off for API-only servers "
+            "when separate workers run."
+        ),
+    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias=_env("HOST"),

@@ -40,7 +40,7 @@ async def test_app_starts_on_an_empty_data_directory(
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "storage"}
+    assert set(body["checks"]) == {"database", "storage", "provider"}
     assert all(check["ok"] for check in body["checks"].values())
     assert (data_dir / "reelforge.db").is_file()
 
@@ -53,6 +53,19 @@ async def test_ready_names_the_database_when_it_is_unreachable(make_settings: An
     assert checks["database"]["ok"] is False
     assert checks["database"]["error"]
     assert checks["storage"]["ok"] is True
+
+
+async def test_ready_names_the_provider_when_it_is_unreachable(make_settings: Any) -> None:
+    settings = make_settings(
+        provider="openai", openai_api_key="sk-test", openai_base_url="http://127.0.0.1:1/v1"
+    )
+
+    response = await _get(settings, "/ready")
+
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["provider"]["ok"] is False
+    assert checks["database"]["ok"] is True
 
 
 async def test_ready_names_redis_when_it_is_unreachable(make_settings: Any) -> None:

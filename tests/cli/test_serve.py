@@ -87,3 +87,50 @@ def test_migrate_applies_and_rolls_back(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert f"database at revision {head} (head is {head})" in up.output
     assert "database at revision base" in down.output
     assert "database at revision base" in status.output
+
+
+def test_emulator_serves_the_videos_api_on_its_own(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "reelforge.cli.main", "emulator", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        listed = None
+        while listed is None and time.monotonic() < deadline:
+            try:
+                listed = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/videos",
+                    headers={"Authorization": "Bearer any"},
+                    timeout=1,
+                )
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=20)
+
+    assert listed is not None, output
+    assert listed.json() == {
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": False,
+    }
+    assert f"http://127.0.0.1:{port}/v1" in output
+
+
+def test_emulator_refuses_bad_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REELFORGE_EMULATOR_FAILURE_RATE", "lots")
+
+    result = runner.invoke(app, ["emulator"])
+
+    assert result.exit_code == 2
+    assert "failure_rate" in result.output

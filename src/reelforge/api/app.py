@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from reelforge import __version__
-from reelforge.api import accounts, admin, errors, health, videos
+from reelforge.api import accounts, admin, errors, gateway, health, videos
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.db import migrate
 from reelforge.logs import configure_logging, get_logger
-from reelforge.runtime import open_runtime
-from reelforge.settings import Settings, load_settings
+from reelforge.providers.base import Provider
+from reelforge.providers.registry import build_provider
+from reelforge.runtime import Runtime, open_runtime
+from reelforge.services.inline import InlineDriver
+from reelforge.settings import ProviderName, Settings, load_settings
 
 log = get_logger("reelforge.app")
 
@@ -25,13 +29,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = open_runtime(settings)
         async with AsyncExitStack() as stack:
+            provider = _provider(settings, stack)
+            runtime = open_runtime(settings, provider=provider)
             stack.push_async_callback(runtime.close)
             if settings.is_embedded_database:
                 await migrate.upgrade(settings.resolved_database_url)
             app.state.runtime = runtime
-            # The in-process job engine enters `stack` here once it exists (DESIGN.md §1).
+            if settings.embedded_worker:
+                await _start_driver(runtime, provider, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
             yield
 
@@ -50,8 +56,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(videos.router)
+    app.include_router(gateway.router)
     app.include_router(admin.router)
     return app
+
+
+def _provider(settings: Settings, stack: AsyncExitStack) -> Provider:
+    """The configured provider; the emulator is built here, mounted in-process (DESIGN.md §2)."""
+    if settings.provider is not ProviderName.EMULATOR:
+        return build_provider(settings)
+    from reelforge.emulator.app import create_emulator_app
+
+    emulator = create_emulator_app()
+    # A mounted app gets no lifespan of its own: its shutdown is ours.
+    stack.callback(emulator.state.emulator.close)
+    return build_provider(settings, emulator_app=emulator)
+
+
+async def _start_driver(runtime: Runtime, provider: Provider, stack: AsyncExitStack) -> None:
+    """Run accepted videos to the end in this process, and resume those a restart left behind.
+
+    Interim: the durable job engine (DESIGN.md §4) takes this place.
+    """
+    driver = InlineDriver(runtime.database, runtime.storage, provider)
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+
+    async def accepted(video_id: str) -> None:
+        tasks.start_soon(driver.drive, video_id)
+
+    async def resume() -> None:
+        # In a task, so an unreachable database shows on /ready instead of failing start-up.
+        try:
+            for video_id in await driver.pending():
+                tasks.start_soon(driver.drive, video_id)
+        except Exception:
+            log.exception("could not resume unfinished videos")
+
+    runtime.videos.on_accepted = accepted
+    tasks.start_soon(resume)
 
 
 def app_from_environment() -> FastAPI:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
 
 from reelforge.domain.accounts import Account, KeyInfo
 from reelforge.domain.quotas import QuotaUsage
@@ -14,6 +14,12 @@ from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import EventView, VideoView
 
 T = TypeVar("T")
+
+CENT = Decimal("0.01")
+# Amounts in USD, always to the cent on the wire ("0.40", not "0.4000" as the database holds).
+Money = Annotated[
+    Decimal, PlainSerializer(lambda amount: str(amount.quantize(CENT)), return_type=str)
+]
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -28,8 +34,8 @@ class VideoError(BaseModel):
 
 class Cost(BaseModel):
     currency: str = "USD"
-    estimate: Decimal
-    final: Decimal | None
+    estimate: Money
+    final: Money | None
 
 
 class VideoOut(BaseModel):
@@ -111,7 +117,7 @@ class EstimateOut(BaseModel):
     model: str
     size: str
     seconds: str
-    cost: Decimal
+    cost: Money
     currency: str = "USD"
 
 
@@ -160,9 +166,9 @@ class UsageOut(BaseModel):
     period_ends_at: datetime
     videos_used: int
     videos_left: int | None
-    monthly_budget: Decimal | None
-    month_spend: Decimal
-    budget_left: Decimal | None
+    monthly_budget: Money | None
+    month_spend: Money
+    budget_left: Money | None
 
     @classmethod
     def of(cls, usage: QuotaUsage) -> UsageOut:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from fastapi import APIRouter, Query, Request, Response
 
 from reelforge.api.auth import CurrentAccount
 from reelforge.api.content import content_response
 from reelforge.api.deps import RuntimeDep
 from reelforge.api.errors import documented
 from reelforge.api.ratelimit import CreateRateLimit
+from reelforge.api.requests import IdempotencyKey, read_new_video
 from reelforge.api.schemas import (
     CreateVideoIn,
     Envelope,
@@ -25,21 +22,10 @@ from reelforge.api.schemas import (
     VideoOut,
     VideoPage,
 )
-from reelforge.domain.errors import InputError
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import Order
-from reelforge.services.videos import NewVideo
 
 router = APIRouter(prefix="/api/videos", tags=["videos"])
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=255,
-        description="Repeat a create safely: the same key and body return the same video.",
-    ),
-]
 
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -62,50 +48,6 @@ _CREATE_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-async def read_new_video(request: Request, idempotency_key: str | None) -> NewVideo:
-    """A create request from a JSON or a multipart body."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        async with request.form(max_files=1, max_fields=20) as form:
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            upload = form.get("input_reference")
-            reference = await upload.read() if isinstance(upload, UploadFile) else None
-        return NewVideo(
-            prompt=fields.get("prompt"),
-            model=fields.get("model"),
-            size=fields.get("size"),
-            seconds=fields.get("seconds"),
-            input_reference=reference,
-            idempotency_key=idempotency_key,
-        )
-    try:
-        body = CreateVideoIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InputError(field, str(first["msg"])) from None
-    return NewVideo(
-        prompt=body.prompt,
-        model=body.model,
-        size=body.size,
-        seconds=body.seconds,
-        input_reference=_data_url(body.input_reference),
-        idempotency_key=idempotency_key,
-    )
-
-
-def _data_url(value: str | None) -> bytes | None:
-    if value is None:
-        return None
-    header, _, payload = value.partition(",")
-    if not header.startswith("data:") or not header.endswith(";base64"):
-        raise InputError("input_reference", "must be a base64 data: URL (data:image/png;base64,…)")
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise InputError("input_reference", "is not valid base64") from None
 
 
 @router.post(

@@ -69,6 +69,29 @@ def _ensure_first_admin() -> None:
 
 
 @app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 4010,
+) -> None:
+    """Run the built-in Sora-protocol emulator on its own (settings: REELFORGE_EMULATOR_*)."""
+    from pydantic import ValidationError
+
+    from reelforge.emulator import server
+    from reelforge.emulator.settings import EmulatorSettings
+
+    try:
+        EmulatorSettings()
+    except ValidationError as exc:
+        console.print(f"[red]invalid emulator settings:\n{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(
+        f"The Reelforge emulator is serving the Videos API on [bold]http://{host}:{port}/v1[/bold]"
+        " (docs/emulator.md)"
+    )
+    server.serve(host, port)
+
+
+@app.command()
 def migrate(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
     down: Annotated[bool, typer.Option("--down", help="Downgrade to the revision.")] = False,

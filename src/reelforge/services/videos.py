@@ -76,7 +76,7 @@ class Videos:
         self._storage = storage
         self.spec = spec
         self._max_prompt_length = max_prompt_length
-        self._on_accepted = on_accepted
+        self.on_accepted = on_accepted
 
     def check(self, new: NewVideo) -> VideoRequest:
         """The request with defaults filled in, or an InputError naming the field."""
@@ -292,8 +292,8 @@ class Videos:
                     data=_event_data(video),
                 )
             )
-        if self._on_accepted is not None:
-            await self._on_accepted(video.id)
+        if self.on_accepted is not None:
+            await self.on_accepted(video.id)
         return queries.to_view(video), True
 
     async def _visible(
