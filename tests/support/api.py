@@ -14,7 +14,9 @@ from sqlalchemy import update
 from reelforge.db.models import Video
 from reelforge.domain.accounts import Account, Role
 from reelforge.domain.clock import utcnow
-from reelforge.runtime import Runtime
+from reelforge.runtime import Runtime, default_quota
+from reelforge.services.accounts import Accounts
+from tests.support.accounts import FAST_HASHER, PASSWORD
 
 BASE_URL = "http://reelforge.test"
 
@@ -36,9 +38,11 @@ def runtime_of(app: FastAPI) -> Runtime:
 
 async def callers(app: FastAPI, stack: AsyncExitStack) -> MakeCaller:
     runtime = runtime_of(app)
+    # Cheap argon2 parameters to make users fast; the app verifies them all the same.
+    accounts = Accounts(runtime.database, FAST_HASHER, quota=default_quota(runtime.settings))
 
     async def make(email: str, role: Role = Role.USER) -> Caller:
-        account = await runtime.accounts.create(email, "correct horse battery", role=role)
+        account = await accounts.create(email, PASSWORD, role=role)
         _, key = await runtime.keys.create(account, "tests")
         client = await stack.enter_async_context(
             httpx.AsyncClient(

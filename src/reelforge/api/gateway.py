@@ -42,7 +42,7 @@ from reelforge.api.protocol import (
 )
 from reelforge.api.ratelimit import CreateRateLimit
 from reelforge.api.requests import IdempotencyKey, read_new_video, read_remix_prompt
-from reelforge.domain.errors import ConflictError
+from reelforge.domain.errors import ConflictError, NotReadyError
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import MAX_LIST_LIMIT, Order
 
@@ -51,7 +51,6 @@ router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"])
 DEFAULT_LIST_LIMIT = 20
 NOT_READY = "video_not_ready"
 UNSUPPORTED = "unsupported_endpoint"
-_IDEMPOTENCY_FIELD = "Idempotency-Key"
 # What routes the gateway doesn't offer yet answer, instead of advertising a 200.
 _NOT_OFFERED: dict[str, Any] = {
     "status_code": 400,
@@ -209,13 +208,12 @@ def _protocol_conflicts() -> Iterator[None]:
     """The service's conflicts as the protocol answers them (see the module docstring)."""
     try:
         yield
-    except ConflictError as exc:
-        if exc.field == _IDEMPOTENCY_FIELD:
-            raise ApiError(
-                409, "conflict", exc.message, field=exc.field, headers={"x-should-retry": "false"}
-            ) from None
-        # The only other conflict these use cases raise: the video is not completed (yet).
+    except NotReadyError as exc:
         raise ApiError(400, NOT_READY, exc.message) from None
+    except ConflictError as exc:
+        raise ApiError(
+            409, "conflict", exc.message, field=exc.field, headers={"x-should-retry": "false"}
+        ) from None
 
 
 def _not_offered(what: str, instead: str) -> ApiError:

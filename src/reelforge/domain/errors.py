@@ -28,3 +28,7 @@ class ConflictError(Exception):
         self.field = field
         self.message = message
         super().__init__(message)
+
+
+class NotReadyError(ConflictError):
+    """The video isn't completed (yet), and the action needs a completed one."""

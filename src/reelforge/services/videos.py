@@ -18,7 +18,7 @@ from reelforge.db.models import Quota, Video, VideoEvent
 from reelforge.domain.accounts import Account
 from reelforge.domain.catalog import Feature, ProviderSpec
 from reelforge.domain.clock import utcnow
-from reelforge.domain.errors import ConflictError, InputError, NotFoundError
+from reelforge.domain.errors import ConflictError, InputError, NotFoundError, NotReadyError
 from reelforge.domain.ids import new_video_id
 from reelforge.domain.quotas import (
     QuotaPolicy,
@@ -123,7 +123,7 @@ class Videos:
         if parent is None:
             raise NotFoundError("video", parent_id)
         if JobState(parent.job_state) is not JobState.COMPLETED:
-            raise ConflictError(
+            raise NotReadyError(
                 f"video {parent_id} is {JobState(parent.job_state).public_status}; "
                 "only a completed video can be remixed",
                 field="video_id",
@@ -212,7 +212,7 @@ class Videos:
         """Where a completed video's variant lives in the archive, with its size and hash."""
         view = await self.get(account, video_id)
         if view.job_state is not JobState.COMPLETED:
-            raise ConflictError(
+            raise NotReadyError(
                 f"video {video_id} is {view.status}; content is available once it is completed",
                 field="video_id",
             )
