@@ -85,7 +85,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         ),
         create_limiter=CreateRateLimiter(
             settings.create_rate_limit,
-            limiter_storage(settings.redis_url, settings.redis_key_prefix),
+            limiter_storage(redis, settings.redis_key_prefix),
         ),
         redis=redis,
         provider=provider,

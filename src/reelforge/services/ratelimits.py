@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import limits
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import Redis
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,19 @@ class RateDecision:
         return max(1, math.ceil(self.reset_at - time.time()))
 
 
-def limiter_storage(redis_url: str | None, prefix: str) -> Storage:
-    """Shared through Redis when there is one, so every process counts together."""
-    if redis_url is None:
+def limiter_storage(redis: Redis | None, prefix: str) -> Storage:
+    """Shared through Redis when there is one, so every process counts together.
+
+    The limiter borrows the runtime's connection pool, so closing the runtime closes it.
+    """
+    if redis is None:
         return MemoryStorage()
     return RedisStorage(
-        redis_url.replace("redis", "async+redis", 1),
+        "async+redis://",
         implementation="redispy",
         key_prefix=f"{prefix}:limits",
+        # limits types its **options as scalars, but its redis-py backend takes a pool.
+        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
     )
 
 
