@@ -12,6 +12,7 @@ from reelforge.cli.console import console, run_with_runtime, settings_or_exit
 from reelforge.db import migrate as migrations
 from reelforge.logs import configure_logging
 from reelforge.runtime import Runtime
+from reelforge.settings import ProviderName, Settings
 
 app = typer.Typer(
     name="reelforge",
@@ -38,6 +39,7 @@ def serve(
     if settings.is_embedded_database:
         asyncio.run(migrations.upgrade(settings.resolved_database_url))
     _ensure_first_admin()
+    _preload(settings)
     console.print(f"Reelforge is serving on [bold]http://{settings.host}:{settings.port}[/bold]")
     Granian(
         target="reelforge.api.app:app_from_environment",
@@ -46,6 +48,16 @@ def serve(
         port=settings.port,
         interface=Interfaces.ASGI,
     ).serve()
+
+
+def _preload(settings: Settings) -> None:
+    """Import the app here, once: granian forks its workers, which then start without
+    paying seconds of imports each (what keeps /ready within its start-up budget)."""
+    import reelforge.api.app
+
+    if settings.provider is ProviderName.EMULATOR:
+        import reelforge.emulator.app
+        import reelforge.emulator.render  # noqa: F401
 
 
 def _ensure_first_admin() -> None:
