@@ -1,0 +1,87 @@
+"""The job claim on both databases: one lease per video, fencing tokens, expiry, concurrency."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from reelforge.db.claim import LeaseLost, claim_due, extend, release
+from reelforge.db.engine import Database
+from reelforge.domain.accounts import Account
+from reelforge.domain.clock import utcnow
+from reelforge.services.videos import NewVideo, Videos
+
+pytestmark = pytest.mark.anyio
+
+LEASE = timedelta(seconds=30)
+
+
+async def make_videos(videos: Videos, owner: Account, count: int) -> list[str]:
+    return [(await videos.create(owner, NewVideo(prompt=f"v{i}")))[0].id for i in range(count)]
+
+
+async def test_a_claim_leases_due_videos_and_bumps_their_token(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    ids = await make_videos(videos, ada, 3)
+    now = utcnow() + timedelta(seconds=1)
+
+    claims = await claim_due(database, owner="w1", now=now, lease=LEASE, limit=10)
+
+    assert sorted(c.video_id for c in claims) == sorted(ids)
+    assert {c.version for c in claims} == {1}
+    assert await claim_due(database, owner="w2", now=now, lease=LEASE, limit=10) == []
+
+
+async def test_an_expired_lease_is_claimable_again_and_fences_the_old_holder(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    await make_videos(videos, ada, 1)
+    now = utcnow() + timedelta(seconds=1)
+    [first] = await claim_due(database, owner="w1", now=now, lease=LEASE, limit=1)
+
+    later = now + LEASE + timedelta(seconds=1)
+    [second] = await claim_due(database, owner="w2", now=later, lease=LEASE, limit=1)
+
+    assert second.version == first.version + 1
+    with pytest.raises(LeaseLost):
+        await extend(database, first, now=later, lease=LEASE)
+    assert not await release(database, first, next_check_at=later)
+    assert await release(database, second, next_check_at=None)
+    assert await claim_due(database, owner="w3", now=later, lease=LEASE, limit=1) == []
+
+
+async def test_release_schedules_the_next_check(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    await make_videos(videos, ada, 1)
+    now = utcnow() + timedelta(seconds=1)
+    [claim] = await claim_due(database, owner="w1", now=now, lease=LEASE, limit=1)
+
+    await release(database, claim, next_check_at=now + timedelta(seconds=5))
+
+    assert await claim_due(database, owner="w1", now=now, lease=LEASE, limit=1) == []
+    later = await claim_due(
+        database, owner="w1", now=now + timedelta(seconds=6), lease=LEASE, limit=1
+    )
+    assert [c.version for c in later] == [claim.version + 1]
+
+
+async def test_concurrent_claimers_never_share_a_video(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    ids = await make_videos(videos, ada, 30)
+    now = utcnow() + timedelta(seconds=1)
+    claimed: list[str] = []
+
+    async def claimer(name: str) -> None:
+        while batch := await claim_due(database, owner=name, now=now, lease=LEASE, limit=3):
+            claimed.extend(c.video_id for c in batch)
+
+    async with anyio.create_task_group() as group:
+        for n in range(8):
+            group.start_soon(claimer, f"w{n}")
+
+    assert sorted(claimed) == sorted(ids)
