@@ -30,7 +30,7 @@ async def _sign_in(runtime: RuntimeDep, credentials: Credentials) -> Account:
     return account
 
 
-@router.post("/auth/token", responses=documented(401, 422), summary="Get a JWT bearer token")
+@router.post("/auth/token", responses=documented(400, 401, 422), summary="Get a JWT bearer token")
 async def issue_token(credentials: Credentials, runtime: RuntimeDep) -> Envelope[TokenOut]:
     token = runtime.tokens.issue(await _sign_in(runtime, credentials))
     return Envelope(
@@ -39,7 +39,9 @@ async def issue_token(credentials: Credentials, runtime: RuntimeDep) -> Envelope
 
 
 @router.post(
-    "/auth/login", responses=documented(401, 422), summary="Start a browser session (cookie)"
+    "/auth/login",
+    responses=documented(400, 401, 422),
+    summary="Start a browser session (cookie)",
 )
 async def login(
     credentials: Credentials, request: Request, response: Response, runtime: RuntimeDep

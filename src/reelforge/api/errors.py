@@ -137,6 +137,8 @@ def install(app: FastAPI) -> None:
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return error_response(request, ApiError(400, "invalid_json", "Malformed JSON body"))
         field, message = _first_problem(exc)
         return error_response(request, ApiError(422, "invalid_request", message, field=field))
 

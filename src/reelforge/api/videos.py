@@ -22,6 +22,7 @@ from reelforge.api.schemas import (
     VideoOut,
     VideoPage,
 )
+from reelforge.domain.errors import InputError
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import Order
 
@@ -104,16 +105,20 @@ async def list_videos(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Order = Order.DESC,
 ) -> VideoPage:
-    page = await runtime.videos.page(
-        account,
-        after=cursor,
-        limit=limit,
-        order=order,
-        status=status,
-        model=model,
-        provider=provider,
-        text=q,
-    )
+    try:
+        page = await runtime.videos.page(
+            account,
+            after=cursor,
+            limit=limit,
+            order=order,
+            status=status,
+            model=model,
+            provider=provider,
+            text=q,
+        )
+    except InputError as exc:
+        # The service speaks of `after`; this route's parameter is `cursor`.
+        raise InputError("cursor" if exc.field == "after" else exc.field, exc.message) from None
     return VideoPage(
         data=[VideoOut.of(view) for view in page.items],
         pagination=Pagination(
