@@ -16,7 +16,9 @@ from reelforge.domain import catalog
 from reelforge.domain.quotas import QuotaPolicy
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
+from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
+from reelforge.services.outbound import Deliverer, Webhooks
 from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
 from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
@@ -38,6 +40,9 @@ class Runtime:
     tokens: Tokens
     videos: Videos
     create_limiter: CreateRateLimiter
+    inbound: InboundWebhooks
+    webhooks: Webhooks
+    deliverer: Deliverer
     redis: Redis | None = None
     provider: Provider | None = None
     checks: dict[str, Check] = field(default_factory=dict)
@@ -87,6 +92,17 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
             settings.create_rate_limit,
             limiter_storage(redis, settings.redis_key_prefix),
         ),
+        inbound=InboundWebhooks(
+            database,
+            provider=settings.provider.value,
+            secret=(
+                settings.provider_webhook_secret.get_secret_value()
+                if settings.provider_webhook_secret
+                else None
+            ),
+        ),
+        webhooks=Webhooks(database),
+        deliverer=Deliverer(database),
         redis=redis,
         provider=provider,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -182,6 +183,37 @@ class Settings(BaseSettings):
             "when separate workers run."
         ),
     )
+    provider_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("PROVIDER_WEBHOOK_SECRET"),
+        description=(
+            "`whsec_<base64>` secret the provider signs its webhooks with (Standard Webhooks); "
+            "`POST /webhooks/<provider>` answers 404 while it is unset."
+        ),
+    )
+    worker_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=4,
+        validation_alias=_env("WORKER_CONCURRENCY"),
+        description="Jobs one worker steps at the same time.",
+    )
+    lease_seconds: Annotated[int, Field(ge=10, le=3600)] = Field(
+        default=120,
+        validation_alias=_env("LEASE_SECONDS"),
+        description="How long a worker holds a job before another may take it over.",
+    )
+    job_deadline_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = Field(
+        default=180,
+        validation_alias=_env("JOB_DEADLINE_MINUTES"),
+        description="A video not finished this long after it was accepted fails (refunded).",
+    )
+    provider_rate_limit: str = Field(
+        default="300/minute",
+        validation_alias=_env("PROVIDER_RATE_LIMIT"),
+        description=(
+            "Upstream calls all workers together may make, in `limits` notation; shared "
+            "through Redis when configured."
+        ),
+    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias=_env("HOST"),
@@ -208,7 +240,7 @@ class Settings(BaseSettings):
     def _empty_is_unlimited(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("create_rate_limit")
+    @field_validator("create_rate_limit", "provider_rate_limit")
     @classmethod
     def _parses_as_rate_limit(cls, value: str) -> str:
         try:
@@ -222,6 +254,26 @@ class Settings(BaseSettings):
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("provider_webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("provider_webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        key = secret.removeprefix("whsec_")
+        try:
+            valid = secret.startswith("whsec_") and bool(base64.b64decode(key, validate=True))
+        except ValueError:  # binascii.Error is a ValueError
+            valid = False
+        if not valid:
+            raise ValueError("must be whsec_ followed by base64, as the provider shows it")
         return value
 
     @field_validator("database_url")

@@ -10,15 +10,15 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from reelforge import __version__
-from reelforge.api import accounts, admin, errors, gateway, health, videos
+from reelforge.api import accounts, admin, errors, gateway, health, videos, webhooks
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.db import migrate
 from reelforge.logs import configure_logging, get_logger
 from reelforge.providers.base import Provider
 from reelforge.providers.registry import build_provider
 from reelforge.runtime import Runtime, open_runtime
-from reelforge.services.inline import InlineDriver
 from reelforge.settings import ProviderName, Settings, load_settings
+from reelforge.worker.runner import engine_for
 
 log = get_logger("reelforge.app")
 
@@ -30,14 +30,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            provider = _provider(settings, stack)
+            provider = provider_for(settings, stack)
             runtime = open_runtime(settings, provider=provider)
             stack.push_async_callback(runtime.close)
             if settings.is_embedded_database:
                 await migrate.upgrade(settings.resolved_database_url)
             app.state.runtime = runtime
             if settings.embedded_worker:
-                await _start_driver(runtime, provider, stack)
+                await _start_engine(runtime, provider, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
             yield
 
@@ -58,10 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(videos.router)
     app.include_router(gateway.router)
     app.include_router(admin.router)
+    app.include_router(webhooks.router)
     return app
 
 
-def _provider(settings: Settings, stack: AsyncExitStack) -> Provider:
+def provider_for(settings: Settings, stack: AsyncExitStack) -> Provider:
     """The configured provider; the emulator is built here, mounted in-process (DESIGN.md §2)."""
     if settings.provider is not ProviderName.EMULATOR:
         return build_provider(settings)
@@ -73,28 +74,21 @@ def _provider(settings: Settings, stack: AsyncExitStack) -> Provider:
     return build_provider(settings, emulator_app=emulator)
 
 
-async def _start_driver(runtime: Runtime, provider: Provider, stack: AsyncExitStack) -> None:
-    """Run accepted videos to the end in this process, and resume those a restart left behind.
-
-    Interim: the durable job engine (DESIGN.md §4) takes this place.
-    """
-    driver = InlineDriver(runtime.database, runtime.storage, provider)
+async def _start_engine(runtime: Runtime, provider: Provider, stack: AsyncExitStack) -> None:
+    """Run the job engine inside this process (the embedded mode, DESIGN.md §1)."""
+    engine = engine_for(runtime, provider)
+    stopping = anyio.Event()
     tasks = await stack.enter_async_context(anyio.create_task_group())
-    stack.callback(tasks.cancel_scope.cancel)
+    # Runs before the task group exits: the engine stops claiming and drains its steps.
+    stack.callback(stopping.set)
+    stack.callback(engine.wake)
 
-    async def accepted(video_id: str) -> None:
-        tasks.start_soon(driver.drive, video_id)
-
-    async def resume() -> None:
-        # In a task, so an unreachable database shows on /ready instead of failing start-up.
-        try:
-            for video_id in await driver.pending():
-                tasks.start_soon(driver.drive, video_id)
-        except Exception:
-            log.exception("could not resume unfinished videos")
+    async def accepted(_video_id: str) -> None:
+        engine.wake()
 
     runtime.videos.on_accepted = accepted
-    tasks.start_soon(resume)
+    runtime.inbound.on_nudge = accepted
+    tasks.start_soon(engine.run, stopping)
 
 
 def app_from_environment() -> FastAPI:

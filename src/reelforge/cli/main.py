@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from typing import Annotated
 
 import typer
@@ -78,6 +79,40 @@ def _ensure_first_admin() -> None:
             )
 
     run_with_runtime(ensure)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs stepped at once (REELFORGE_WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run the job engine on its own; start as many as you like against PostgreSQL."""
+    settings = settings_or_exit()
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.provider is ProviderName.EMULATOR:
+        console.print(
+            "[yellow]The in-process emulator lives in this process only: with several "
+            "processes, run `reelforge emulator` and point REELFORGE_PROVIDER=openai "
+            "at it.[/yellow]"
+        )
+    asyncio.run(_work(settings, concurrency))
+
+
+async def _work(settings: Settings, concurrency: int | None) -> None:
+    from reelforge.api.app import provider_for
+    from reelforge.runtime import open_runtime
+    from reelforge.worker.runner import engine_for, run_until_signalled
+
+    async with AsyncExitStack() as stack:
+        provider = provider_for(settings, stack)
+        runtime = open_runtime(settings, provider=provider)
+        stack.push_async_callback(runtime.close)
+        if settings.is_embedded_database:
+            await migrations.upgrade(settings.resolved_database_url)
+        engine = engine_for(runtime, provider, concurrency=concurrency)
+        console.print(f"Reelforge worker {engine.owner} is running; Ctrl-C or SIGTERM drains it.")
+        await run_until_signalled(engine)
 
 
 @app.command()

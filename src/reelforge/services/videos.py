@@ -41,7 +41,8 @@ from reelforge.domain.videos import (
     check_prompt,
     video_request,
 )
-from reelforge.services import ledger
+from reelforge.domain.webhooks import EventType
+from reelforge.services import ledger, outbound
 from reelforge.services.references import check_reference
 from reelforge.storage import ObjectStream, Storage
 
@@ -292,6 +293,7 @@ class Videos:
                     data=_event_data(video),
                 )
             )
+            await outbound.emit(session, video, EventType.VIDEO_CREATED)
         if self.on_accepted is not None:
             await self.on_accepted(video.id)
         return queries.to_view(video), True
@@ -360,6 +362,7 @@ async def _cancel(session: AsyncSession, video: Video, account: Account) -> None
     else:
         await ledger.refund(session, video)
     session.add(VideoEvent(video_id=video.id, kind=EventKind.CANCELLED, actor=account.id))
+    await outbound.emit(session, video, EventType.VIDEO_CANCELLED)
 
 
 def _request_hash(

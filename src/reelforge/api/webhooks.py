@@ -1,0 +1,213 @@
+"""Webhooks both ways: `POST /webhooks/{provider}` from providers, `/api/webhooks…` for users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from reelforge.api.auth import CurrentAccount
+from reelforge.api.deps import RuntimeDep
+from reelforge.api.errors import ApiError, documented
+from reelforge.api.schemas import Envelope
+from reelforge.domain.webhooks import ALL_EVENT_TYPES, MAX_DELIVERY_LIST, DeliveryView, EndpointView
+from reelforge.services.inbound import MAX_BODY_BYTES, WebhookRejected, WebhooksNotConfigured
+
+router = APIRouter(tags=["webhooks"])
+
+_EVENT_TYPES = ", ".join(ALL_EVENT_TYPES)
+_ANY_JSON_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+class ReceivedOut(BaseModel):
+    received: bool = True
+    duplicate: bool = Field(description="This `webhook-id` was seen before; nothing changed.")
+
+
+class EndpointIn(BaseModel):
+    url: str = Field(description="Where events are POSTed: an http(s) URL, at most 2048 chars.")
+    description: str = Field(default="", description="A note for yourself (200 characters).")
+    event_types: list[str] | None = Field(
+        default=None, description=f"Events to send, any of {_EVENT_TYPES}; default all."
+    )
+
+
+class EndpointOut(BaseModel):
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, endpoint: EndpointView) -> EndpointOut:
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            description=endpoint.description,
+            event_types=endpoint.event_types,
+            enabled=endpoint.enabled,
+            created_at=endpoint.created_at,
+        )
+
+
+class NewEndpointOut(EndpointOut):
+    secret: str = Field(
+        description="`whsec_…` signing secret (Standard Webhooks); shown only in this response."
+    )
+
+
+class DeliveryOut(BaseModel):
+    id: str = Field(description="Also the `webhook-id` header of every attempt.")
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    video_id: str | None
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, delivery: DeliveryView) -> DeliveryOut:
+        return cls(
+            id=delivery.id,
+            endpoint_id=delivery.endpoint_id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            video_id=delivery.video_id,
+            status=delivery.status.value,
+            attempts=delivery.attempts,
+            next_attempt_at=delivery.next_attempt_at,
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            created_at=delivery.created_at,
+            delivered_at=delivery.delivered_at,
+            payload=delivery.payload,
+        )
+
+
+@router.post(
+    "/webhooks/{provider}",
+    openapi_extra=_ANY_JSON_BODY,
+    responses=documented(400, 404, 413),
+    summary="Receive a provider's webhook (Standard Webhooks signature)",
+)
+async def receive_webhook(
+    provider: str, request: Request, runtime: RuntimeDep
+) -> Envelope[ReceivedOut]:
+    if not runtime.inbound.configured:
+        raise _not_configured()
+    body = await _capped_body(request)
+    try:
+        receipt = await runtime.inbound.receive(provider, body, request.headers)
+    except WebhooksNotConfigured:
+        raise _not_configured() from None
+    except WebhookRejected as exc:
+        raise ApiError(400, "invalid_webhook", exc.message, field=exc.field) from None
+    return Envelope(data=ReceivedOut(duplicate=receipt.duplicate))
+
+
+@router.post(
+    "/api/webhooks/endpoints",
+    status_code=201,
+    responses=documented(400, 401, 409, 422),
+    summary="Register a webhook endpoint",
+)
+async def create_endpoint(
+    body: EndpointIn, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[NewEndpointOut]:
+    endpoint, secret = await runtime.webhooks.create_endpoint(
+        account,
+        body.url,
+        description=body.description,
+        event_types=list(body.event_types) if body.event_types is not None else None,
+    )
+    return Envelope(data=NewEndpointOut(**EndpointOut.of(endpoint).model_dump(), secret=secret))
+
+
+@router.get(
+    "/api/webhooks/endpoints",
+    responses=documented(401),
+    summary="Your webhook endpoints (never the secret)",
+)
+async def list_endpoints(
+    account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[list[EndpointOut]]:
+    return Envelope(data=[EndpointOut.of(e) for e in await runtime.webhooks.endpoints(account)])
+
+
+@router.delete(
+    "/api/webhooks/endpoints/{endpoint_id}",
+    responses=documented(401, 404),
+    summary="Delete a webhook endpoint and its deliveries",
+)
+async def delete_endpoint(
+    endpoint_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[EndpointOut]:
+    return Envelope(
+        data=EndpointOut.of(await runtime.webhooks.delete_endpoint(account, endpoint_id))
+    )
+
+
+@router.get(
+    "/api/webhooks/deliveries",
+    responses=documented(400, 401, 422),
+    summary="Your webhook deliveries, newest first",
+)
+async def list_deliveries(
+    account: CurrentAccount,
+    runtime: RuntimeDep,
+    endpoint_id: Annotated[str | None, Query(max_length=40)] = None,
+    status: Annotated[
+        str | None, Query(max_length=20, description="pending, delivered or failed")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_DELIVERY_LIST)] = 20,
+) -> Envelope[list[DeliveryOut]]:
+    deliveries = await runtime.webhooks.deliveries(
+        account, endpoint_id=endpoint_id, status=status, limit=limit
+    )
+    return Envelope(data=[DeliveryOut.of(d) for d in deliveries])
+
+
+@router.post(
+    "/api/webhooks/deliveries/{delivery_id}/replay",
+    responses=documented(401, 404),
+    summary="Send a delivery again now (attempts so far are kept)",
+)
+async def replay_delivery(
+    delivery_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[DeliveryOut]:
+    return Envelope(data=DeliveryOut.of(await runtime.webhooks.replay(account, delivery_id)))
+
+
+def _not_configured() -> ApiError:
+    return ApiError(
+        404,
+        "webhooks_not_configured",
+        "Incoming webhooks are not configured: set REELFORGE_PROVIDER_WEBHOOK_SECRET",
+    )
+
+
+async def _capped_body(request: Request) -> bytes:
+    """The body, refusing to buffer more than an event could need."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(
+                413, "payload_too_large", f"A webhook body is at most {MAX_BODY_BYTES} bytes"
+            )
+    return bytes(body)

@@ -1,0 +1,170 @@
+"""The job engine: a level-triggered reconcile loop that claims due videos and steps them.
+
+No task queue: the database says what is due (`next_check_at`), a claim takes a lease on it,
+a step moves it on and says when it is due again. A wake-up (a new video, a webhook) only
+makes the loop look sooner; losing one costs at most `idle_seconds`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio
+
+from reelforge.db.claim import Claim, LeaseLost, claim_due, release
+from reelforge.db.engine import Database
+from reelforge.domain.clock import utcnow
+from reelforge.domain.upstream import ProviderError
+from reelforge.logs import get_logger
+from reelforge.services.ratelimits import CreateRateLimiter
+from reelforge.worker.steps import Steps
+
+log = get_logger("reelforge.engine")
+
+Periodic = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class Every:
+    """A housekeeping task the loop runs every `seconds`."""
+
+    seconds: float
+    task: Periodic
+    due: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    concurrency: int = 4
+    lease: timedelta = timedelta(seconds=120)
+    idle_seconds: float = 1.0
+    drain_seconds: float = 20.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Engine:
+    def __init__(
+        self,
+        database: Database,
+        steps: Steps,
+        *,
+        config: EngineConfig | None = None,
+        provider_limiter: CreateRateLimiter | None = None,
+        provider_name: str = "provider",
+        periodic: list[Every] | None = None,
+    ) -> None:
+        self._database = database
+        self._steps = steps
+        self._config = config or EngineConfig()
+        self._limiter = provider_limiter
+        self._provider_name = provider_name
+        self._periodic = periodic or []
+        self._wake = anyio.Event()
+        self._in_flight = 0
+        self.owner = worker_name()
+
+    def wake(self) -> None:
+        """Look for due work now (a video was accepted, a webhook nudged one)."""
+        self._wake.set()
+
+    async def run(self, stopping: anyio.Event) -> None:
+        """Claim and step until `stopping` is set, then let in-flight steps finish (bounded)."""
+        async with anyio.create_task_group() as steps:
+            while not stopping.is_set():
+                await self._housekeep()
+                claimed = await self._claim()
+                for claim in claimed:
+                    self._in_flight += 1
+                    steps.start_soon(self._step, claim)
+                if not claimed:
+                    await self._idle(stopping)
+            # Leaving the group waits for in-flight steps; past the deadline they are
+            # cancelled, and their leases simply expire for another worker to take over.
+            steps.cancel_scope.deadline = anyio.current_time() + self._config.drain_seconds
+
+    async def run_once(self) -> int:
+        """Claim what is due and step it to the end of this pass (tests, benchmarks)."""
+        claimed = await self._claim()
+        async with anyio.create_task_group() as steps:
+            for claim in claimed:
+                self._in_flight += 1
+                steps.start_soon(self._step, claim)
+        return len(claimed)
+
+    async def _claim(self) -> list[Claim]:
+        free = self._config.concurrency - self._in_flight
+        try:
+            return await claim_due(
+                self._database,
+                owner=self.owner,
+                now=utcnow(),
+                lease=self._config.lease,
+                limit=free,
+            )
+        except Exception:
+            log.exception("claim failed; retrying after a pause")
+            return []
+
+    async def _step(self, claim: Claim) -> None:
+        try:
+            if self._limiter is not None and not await self._admitted(claim):
+                return
+            result = await self._steps.run(claim)
+            await release(self._database, claim, next_check_at=result.next_check_at)
+        except LeaseLost:
+            log.info("lease lost; another holder or a user moved the video", video=claim.video_id)
+        except ProviderError as error:
+            await self._retry_later(claim, seconds=error.retry_after or 5.0)
+        except Exception:
+            log.exception("step crashed", video=claim.video_id)
+            await self._retry_later(claim, seconds=10.0)
+        finally:
+            self._in_flight -= 1
+
+    async def _admitted(self, claim: Claim) -> bool:
+        """Within the provider's rate limit (shared by every worker), or back off."""
+        assert self._limiter is not None
+        decision = await self._limiter.hit(f"provider:{self._provider_name}")
+        if not decision.allowed:
+            await self._retry_later(claim, seconds=float(decision.retry_after))
+        return decision.allowed
+
+    async def _retry_later(self, claim: Claim, *, seconds: float) -> None:
+        try:
+            await release(
+                self._database, claim, next_check_at=utcnow() + timedelta(seconds=seconds)
+            )
+        except Exception:
+            log.exception("could not release; the lease will expire", video=claim.video_id)
+
+    async def _idle(self, stopping: anyio.Event) -> None:
+        with anyio.move_on_after(self._config.idle_seconds):
+            async with anyio.create_task_group() as waiting:
+
+                async def on_stop() -> None:
+                    await stopping.wait()
+                    waiting.cancel_scope.cancel()
+
+                waiting.start_soon(on_stop)
+                await self._wake.wait()
+                waiting.cancel_scope.cancel()
+        self._wake = anyio.Event()
+
+    async def _housekeep(self) -> None:
+        now = anyio.current_time()
+        for every in self._periodic:
+            if now < every.due:
+                continue
+            every.due = now + every.seconds
+            try:
+                await every.task()
+            except Exception:
+                log.exception("periodic task failed")

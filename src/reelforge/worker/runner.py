@@ -1,0 +1,59 @@
+"""Building the engine a process runs, and running it until told to stop."""
+
+from __future__ import annotations
+
+import signal
+from datetime import timedelta
+
+import anyio
+
+from reelforge.providers.base import Provider
+from reelforge.runtime import Runtime
+from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
+from reelforge.worker.engine import Engine, EngineConfig, Every
+from reelforge.worker.steps import Steps
+
+# How often outgoing webhooks that are due get sent.
+DELIVERY_SECONDS = 2.0
+
+
+def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None = None) -> Engine:
+    settings = runtime.settings
+    steps = Steps(
+        runtime.database,
+        runtime.storage,
+        provider,
+        deadline=timedelta(minutes=settings.job_deadline_minutes),
+    )
+    limiter = CreateRateLimiter(
+        settings.provider_rate_limit,
+        limiter_storage(runtime.redis, settings.redis_key_prefix),
+    )
+    return Engine(
+        runtime.database,
+        steps,
+        config=EngineConfig(
+            concurrency=concurrency or settings.worker_concurrency,
+            lease=timedelta(seconds=settings.lease_seconds),
+        ),
+        provider_limiter=limiter,
+        provider_name=provider.name,
+        periodic=[Every(DELIVERY_SECONDS, runtime.deliverer.deliver_due)],
+    )
+
+
+async def run_until_signalled(engine: Engine) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight steps within the engine's deadline."""
+    stopping = anyio.Event()
+    async with anyio.create_task_group() as group:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    stopping.set()
+                    engine.wake()
+                    return
+
+        group.start_soon(watch_signals)
+        await engine.run(stopping)
+        group.cancel_scope.cancel()

@@ -1,0 +1,397 @@
+"""One step of one job under a lease: submit, reconcile, track, archive, clean up.
+
+Every write is guarded by the claim's fencing token (`lease_version`); a step that lost its
+lease (it expired, or a user cancelled) fails its next write with LeaseLost and stops. State
+reaches the database before each upstream side effect, so a crash at any point leaves a job
+the next claim can finish: a create is recorded as SUBMITTING first and, when its outcome is
+unknown, found upstream before anything is created again.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelforge.db.claim import Claim, LeaseLost
+from reelforge.db.engine import Database
+from reelforge.db.models import Video, VideoEvent
+from reelforge.domain.clock import utcnow
+from reelforge.domain.schedule import next_check, poll_delay, retry_delay
+from reelforge.domain.states import JobState
+from reelforge.domain.upstream import (
+    CreateRequest,
+    ImageBytes,
+    ProviderError,
+    UpstreamStatus,
+    UpstreamVideo,
+    Variant,
+)
+from reelforge.domain.videos import EventKind
+from reelforge.domain.webhooks import EventType
+from reelforge.logs import get_logger
+from reelforge.providers.base import Provider
+from reelforge.services import ledger, outbound
+from reelforge.services.archive import archive_variant
+from reelforge.storage import Storage, StorageError
+
+log = get_logger("reelforge.worker")
+
+MAX_SUBMIT_ATTEMPTS = 8
+# How far back (before our SUBMITTING mark) an upstream job may be and still be ours.
+RECONCILE_SLACK = timedelta(minutes=2)
+RECONCILE_PAGES = 5
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """When the video is due again (None: nothing more to do until someone nudges it)."""
+
+    next_check_at: datetime | None
+
+
+class Steps:
+    def __init__(
+        self,
+        database: Database,
+        storage: Storage,
+        provider: Provider,
+        *,
+        deadline: timedelta,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._database = database
+        self._storage = storage
+        self._provider = provider
+        self._deadline = deadline
+        self._rng = rng or random.Random()
+
+    async def run(self, claim: Claim) -> StepResult:
+        video = await self._load(claim)
+        state = JobState(video.job_state)
+        now = utcnow()
+        if video.deleted_at is not None or state in (JobState.CANCELLED,):
+            return await self._clean_up(claim, video)
+        if state.is_terminal:
+            return StepResult(None)
+        if video.deadline_at is not None and now >= video.deadline_at:
+            await self._fail(claim, "deadline_exceeded", "The video took too long to make")
+            return StepResult(None)
+        if video.deadline_at is None:
+            await self._write(claim, deadline_at=now + self._deadline)
+        if state is JobState.ACCEPTED:
+            return await self._submit(claim, video)
+        if state is JobState.SUBMITTING and video.provider_video_id is None:
+            return await self._reconcile(claim, video)
+        if state is JobState.DOWNLOADING:
+            assert video.provider_video_id is not None
+            upstream = await self._provider.retrieve(video.provider_video_id)
+            return await self._archive(claim, video, upstream)
+        return await self._track(claim, video)
+
+    # --- submit -------------------------------------------------------------------------
+
+    async def _submit(self, claim: Claim, video: Video) -> StepResult:
+        if video.attempts >= MAX_SUBMIT_ATTEMPTS:
+            await self._fail(claim, "submission_failed", video.last_error or "Upstream refused")
+            return StepResult(None)
+        # Recorded before the call: if we die mid-call, the next claim reconciles instead.
+        await self._write(
+            claim,
+            job_state=JobState.SUBMITTING.value,
+            attempts=video.attempts + 1,
+            metadata_={**video.metadata_, "submitting_since": utcnow().isoformat()},
+        )
+        try:
+            upstream = await self._start_upstream(video)
+        except ProviderError as error:
+            return await self._submit_failed(claim, video, error)
+        return await self._adopt(claim, upstream)
+
+    async def _submit_failed(self, claim: Claim, video: Video, error: ProviderError) -> StepResult:
+        if not error.retryable:
+            await self._fail(claim, error.code or "submission_rejected", str(error))
+            return StepResult(None)
+        now = utcnow()
+        delay = retry_delay(video.attempts, self._rng)
+        await self._write(claim, last_error=str(error)[:2000])
+        # Still SUBMITTING: the next step looks upstream before it creates anything again.
+        return StepResult(next_check(now, delay, retry_after=error.retry_after))
+
+    async def _reconcile(self, claim: Claim, video: Video) -> StepResult:
+        """A create whose answer we never saw: adopt its job if upstream has it, else retry."""
+        try:
+            found = await self._find_upstream(video)
+        except ProviderError as error:
+            return await self._submit_failed(claim, video, error)
+        if found is not None:
+            log.info("reconciled a create", video_id=video.id, upstream=found.id)
+            return await self._adopt(claim, found)
+        return await self._submit(claim, video)
+
+    async def _find_upstream(self, video: Video) -> UpstreamVideo | None:
+        since_text = video.metadata_.get("submitting_since")
+        since = datetime.fromisoformat(since_text) if since_text else video.created_at
+        after = None
+        for _ in range(RECONCILE_PAGES):
+            page = await self._provider.list(after=after, limit=100, order="desc")
+            for item in page.items:
+                if item.created_at is not None and item.created_at < since - RECONCILE_SLACK:
+                    return None
+                if _same_request(item, video) and not await self._taken(item.id):
+                    return item
+            if not page.has_more or page.last_id is None:
+                return None
+            after = page.last_id
+        return None
+
+    async def _taken(self, upstream_id: str) -> bool:
+        async with self._database.session() as session:
+            query = select(Video.id).where(
+                Video.provider == self._provider.name, Video.provider_video_id == upstream_id
+            )
+            return (await session.scalar(query)) is not None
+
+    async def _adopt(self, claim: Claim, upstream: UpstreamVideo) -> StepResult:
+        state = _state_of(upstream.status)
+        now = utcnow()
+        await self._write(
+            claim,
+            event=(EventKind.SUBMITTED, {"provider_video_id": upstream.id}),
+            provider_video_id=upstream.id,
+            submitted_at=now,
+            job_state=JobState.IN_PROGRESS.value if state.is_terminal else state.value,
+            progress=upstream.progress,
+            last_error=None,
+        )
+        return StepResult(
+            next_check(now, poll_delay(0, self._rng), poll_after_ms=upstream.poll_after_ms)
+        )
+
+    async def _start_upstream(self, video: Video) -> UpstreamVideo:
+        if video.remixed_from_video_id is not None:
+            parent = await self._get(video.remixed_from_video_id)
+            if parent is None or parent.provider_video_id is None:
+                raise ProviderError("the parent video has no upstream job to remix", status=400)
+            return await self._provider.remix(parent.provider_video_id, video.prompt)
+        reference = None
+        if video.input_reference_key is not None:
+            data = await self._storage.read(video.input_reference_key)
+            reference = ImageBytes(data=data, content_type=video.input_reference_type or "")
+        return await self._provider.create(
+            CreateRequest(
+                prompt=video.prompt,
+                model=video.model,
+                size=video.size,
+                seconds=str(video.seconds),
+                input_reference=reference,
+            )
+        )
+
+    # --- track --------------------------------------------------------------------------
+
+    async def _track(self, claim: Claim, video: Video) -> StepResult:
+        assert video.provider_video_id is not None
+        now = utcnow()
+        polls = int(video.metadata_.get("polls", 0))
+        try:
+            upstream = await self._provider.retrieve(video.provider_video_id)
+        except ProviderError as error:
+            if not error.retryable:
+                await self._fail(claim, error.code or "upstream_error", str(error))
+                return StepResult(None)
+            await self._write(claim, last_error=str(error)[:2000])
+            delay = retry_delay(polls, self._rng)
+            return StepResult(next_check(now, delay, retry_after=error.retry_after))
+        if upstream.status is UpstreamStatus.FAILED:
+            await self._fail(
+                claim,
+                upstream.error_code or "video_generation_failed",
+                upstream.error_message or "The provider could not make this video",
+            )
+            return StepResult(None)
+        if upstream.status is UpstreamStatus.COMPLETED:
+            return await self._archive(claim, video, upstream)
+        await self._write(
+            claim,
+            progressed=upstream.progress != video.progress,
+            job_state=_state_of(upstream.status).value,
+            progress=upstream.progress,
+            metadata_={**video.metadata_, "polls": polls + 1},
+        )
+        delay = poll_delay(polls, self._rng)
+        return StepResult(next_check(now, delay, poll_after_ms=upstream.poll_after_ms))
+
+    # --- archive ------------------------------------------------------------------------
+
+    async def _archive(self, claim: Claim, video: Video, upstream: UpstreamVideo) -> StepResult:
+        now = utcnow()
+        if JobState(video.job_state) is not JobState.DOWNLOADING:
+            await self._write(
+                claim,
+                event=(EventKind.COMPLETED, {}),
+                job_state=JobState.DOWNLOADING.value,
+                progress=100,
+                completed_at=upstream.completed_at or now,
+                expires_at=upstream.expires_at,
+            )
+        columns: dict[str, Any] = {}
+        for variant in Variant:
+            try:
+                stored = await archive_variant(
+                    self._provider, self._storage, upstream.id, video.id, variant
+                )
+            except (ProviderError, StorageError) as error:
+                if variant is not Variant.VIDEO:
+                    log.warning("variant not archived", video_id=video.id, variant=variant)
+                    continue
+                return await self._archive_failed(claim, video, upstream, error)
+            columns |= {
+                f"{variant.value}_key": stored.key,
+                f"{variant.value}_bytes": stored.size,
+                f"{variant.value}_sha256": stored.sha256,
+            }
+        await self._finish(claim, columns)
+        return StepResult(None)
+
+    async def _archive_failed(
+        self, claim: Claim, video: Video, upstream: UpstreamVideo, error: Exception
+    ) -> StepResult:
+        now = utcnow()
+        if upstream.expires_at is not None and now >= upstream.expires_at:
+            await self._fail(
+                claim,
+                "expired",
+                "Upstream deleted the video before it could be archived",
+                state=JobState.EXPIRED,
+            )
+            return StepResult(None)
+        polls = int(video.metadata_.get("archive_failures", 0))
+        await self._write(
+            claim,
+            last_error=str(error)[:2000],
+            metadata_={**video.metadata_, "archive_failures": polls + 1},
+        )
+        return StepResult(
+            next_check(now, retry_delay(polls, self._rng), expires_at=upstream.expires_at)
+        )
+
+    async def _finish(self, claim: Claim, columns: dict[str, Any]) -> None:
+        async with self._database.session() as session, session.begin():
+            video = await _guarded(
+                session,
+                claim,
+                job_state=JobState.COMPLETED.value,
+                archived_at=utcnow(),
+                last_error=None,
+                **columns,
+            )
+            price = self._provider.spec.model(video.model).price(video.size, video.seconds)
+            await ledger.settle(session, video, price)
+            sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
+            session.add(VideoEvent(video_id=video.id, kind=EventKind.ARCHIVED, data=sizes))
+            await outbound.emit(session, video, EventType.VIDEO_COMPLETED)
+
+    # --- endings ------------------------------------------------------------------------
+
+    async def _fail(
+        self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
+    ) -> None:
+        async with self._database.session() as session, session.begin():
+            video = await _guarded(
+                session,
+                claim,
+                job_state=state.value,
+                error_code=code[:80],
+                error_message=message[:2000],
+            )
+            # Upstream charges nothing for a job that failed, so neither do we.
+            await ledger.refund(session, video)
+            session.add(
+                VideoEvent(
+                    video_id=video.id,
+                    kind=EventKind.FAILED,
+                    data={"code": code, "message": message[:500]},
+                )
+            )
+            await outbound.emit(session, video, EventType.VIDEO_FAILED)
+
+    async def _clean_up(self, claim: Claim, video: Video) -> StepResult:
+        """After a cancel or delete: drop the upstream job, and a deleted video's archive."""
+        if video.provider_video_id is not None:
+            try:
+                await self._provider.delete(video.provider_video_id)
+            except ProviderError as error:
+                if error.status not in (400, 404) and error.retryable:
+                    return StepResult(utcnow() + retry_delay(0, self._rng))
+        if video.deleted_at is not None:
+            for variant in Variant:
+                key = getattr(video, f"{variant.value}_key")
+                if key:
+                    await self._storage.delete(key)
+            if video.input_reference_key:
+                await self._storage.delete(video.input_reference_key)
+        return StepResult(None)
+
+    # --- persistence --------------------------------------------------------------------
+
+    async def _write(
+        self,
+        claim: Claim,
+        *,
+        event: tuple[EventKind, dict[str, Any]] | None = None,
+        progressed: bool = False,
+        **values: Any,
+    ) -> None:
+        async with self._database.session() as session, session.begin():
+            video = await _guarded(session, claim, **values)
+            if event is not None:
+                session.add(VideoEvent(video_id=claim.video_id, kind=event[0], data=event[1]))
+            if progressed:
+                await outbound.emit(session, video, EventType.VIDEO_PROGRESS)
+
+    async def _load(self, claim: Claim) -> Video:
+        video = await self._get(claim.video_id)
+        if video is None or video.lease_version != claim.version:
+            raise LeaseLost(claim.video_id)
+        return video
+
+    async def _get(self, video_id: str) -> Video | None:
+        async with self._database.session() as session:
+            return await session.get(Video, video_id)
+
+
+async def _guarded(session: AsyncSession, claim: Claim, **values: Any) -> Video:
+    """Apply `values` only while the claim's fencing token is still the video's."""
+    result = await session.execute(
+        update(Video)
+        .where(Video.id == claim.video_id, Video.lease_version == claim.version)
+        .values(**values, updated_at=utcnow())
+    )
+    if not getattr(result, "rowcount", 0):
+        raise LeaseLost(claim.video_id)
+    video = await session.get(Video, claim.video_id, populate_existing=True)
+    if video is None:
+        raise LeaseLost(claim.video_id)
+    return video
+
+
+def _same_request(item: UpstreamVideo, video: Video) -> bool:
+    return (
+        item.prompt == video.prompt
+        and item.size == video.size
+        and item.seconds == str(video.seconds)
+    )
+
+
+def _state_of(status: UpstreamStatus) -> JobState:
+    return {
+        UpstreamStatus.QUEUED: JobState.QUEUED,
+        UpstreamStatus.IN_PROGRESS: JobState.IN_PROGRESS,
+        UpstreamStatus.COMPLETED: JobState.DOWNLOADING,
+        UpstreamStatus.FAILED: JobState.FAILED,
+    }[status]

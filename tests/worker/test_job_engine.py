@@ -1,0 +1,222 @@
+"""The job engine against the real emulator and each database: one upstream job per request,
+faults recovered, money settled or refunded once, archives that match their hashes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+import standardwebhooks
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from reelforge.db.engine import Database
+from reelforge.db.models import LedgerEntry, Video
+from reelforge.domain.accounts import Account
+from reelforge.domain.states import JobState
+from reelforge.emulator.app import create_emulator_app
+from reelforge.emulator.settings import EmulatorSettings
+from reelforge.providers.registry import emulator_provider
+from reelforge.services.outbound import Deliverer, Webhooks
+from reelforge.services.videos import NewVideo, Videos
+from reelforge.storage import Storage, open_storage
+from reelforge.worker.engine import Engine, EngineConfig
+from reelforge.worker.steps import Steps
+from tests.support.webhooks import receiving
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FastAPI]:
+    app = create_emulator_app(EmulatorSettings(poll_after_ms=0))
+    yield app
+    app.state.emulator.close()
+
+
+@pytest.fixture
+def storage() -> Storage:
+    return open_storage("memory://")
+
+
+@pytest.fixture
+async def make_engine(
+    database: Database, storage: Storage, upstream: FastAPI
+) -> AsyncIterator[Any]:
+    providers = []
+
+    def make(timeout: float = 10.0) -> Engine:
+        provider = emulator_provider(upstream, timeout=timeout)
+        providers.append(provider)
+        steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
+        config = EngineConfig(concurrency=4, lease=timedelta(seconds=30), idle_seconds=0.05)
+        return Engine(database, steps, config=config, provider_name=provider.name)
+
+    yield make
+    for provider in providers:
+        await provider.aclose()
+
+
+async def run_until_settled(engines: list[Engine], database: Database, seconds: float = 60) -> None:
+    """Run the engines until no video is left unfinished."""
+    stopping = anyio.Event()
+    async with anyio.create_task_group() as group:
+        for engine in engines:
+            group.start_soon(engine.run, stopping)
+        with anyio.fail_after(seconds):
+            while await unfinished(database):
+                await anyio.sleep(0.1)
+        stopping.set()
+
+
+async def unfinished(database: Database) -> int:
+    terminal = [s.value for s in JobState if s.is_terminal]
+    async with database.session() as session:
+        rows = await session.scalars(select(Video.id).where(Video.job_state.not_in(terminal)))
+        return len(rows.all())
+
+
+async def video_row(database: Database, video_id: str) -> Video:
+    async with database.session() as session:
+        video = await session.get(Video, video_id)
+        assert video is not None
+        return video
+
+
+async def ledger_of(database: Database, video_id: str) -> list[tuple[str, Decimal]]:
+    async with database.session() as session:
+        rows = await session.execute(
+            select(LedgerEntry.kind, LedgerEntry.amount)
+            .where(LedgerEntry.video_id == video_id)
+            .order_by(LedgerEntry.id)
+        )
+        return [(kind, Decimal(amount)) for kind, amount in rows]
+
+
+def upstream_jobs(app: FastAPI) -> list[dict[str, Any]]:
+    return list(app.state.emulator.store.ledger_rows())
+
+
+async def test_a_video_is_submitted_tracked_archived_and_settled(
+    make_engine: Any,
+    videos: Videos,
+    ada: Account,
+    database: Database,
+    storage: Storage,
+    upstream: FastAPI,
+) -> None:
+    view, _ = await videos.create(ada, NewVideo(prompt="a harbour at dawn", size="1280x720"))
+
+    await run_until_settled([make_engine()], database)
+
+    video = await video_row(database, view.id)
+    assert video.job_state == "completed"
+    assert video.video_key is not None
+    assert video.video_sha256 == await storage.sha256(video.video_key)
+    assert video.video_bytes == (await storage.head(video.video_key)).size
+    assert video.thumbnail_key is not None
+    assert video.spritesheet_key is not None
+    assert await ledger_of(database, view.id) == [
+        ("reserve", Decimal("0.40")),
+        ("settle", Decimal("0")),
+    ]
+    assert [job["id"] for job in upstream_jobs(upstream)] == [video.provider_video_id]
+
+
+async def test_a_create_answered_too_late_makes_one_upstream_job(
+    make_engine: Any, videos: Videos, ada: Account, database: Database, upstream: FastAPI
+) -> None:
+    view, _ = await videos.create(ada, NewVideo(prompt="a slow start [[late-create=2]]"))
+
+    await run_until_settled([make_engine(timeout=0.5)], database)
+
+    video = await video_row(database, view.id)
+    assert video.job_state == "completed", video.last_error
+    assert [job["id"] for job in upstream_jobs(upstream)] == [video.provider_video_id]
+
+
+@pytest.mark.parametrize("tag", ["[[5xx=2]]", "[[429=2]]"])
+async def test_transient_upstream_errors_are_retried_without_duplicates(
+    make_engine: Any,
+    videos: Videos,
+    ada: Account,
+    database: Database,
+    upstream: FastAPI,
+    tag: str,
+) -> None:
+    view, _ = await videos.create(ada, NewVideo(prompt=f"weathering the storm {tag}"))
+
+    await run_until_settled([make_engine()], database)
+
+    video = await video_row(database, view.id)
+    assert video.job_state == "completed", video.last_error
+    assert len(upstream_jobs(upstream)) == 1
+
+
+async def test_an_upstream_failure_fails_the_video_and_refunds_once(
+    make_engine: Any, videos: Videos, ada: Account, database: Database
+) -> None:
+    view, _ = await videos.create(ada, NewVideo(prompt="doomed [[fail]]"))
+
+    await run_until_settled([make_engine()], database)
+
+    video = await video_row(database, view.id)
+    assert video.job_state == "failed"
+    assert video.error_code == "video_generation_failed"
+    assert await ledger_of(database, view.id) == [
+        ("reserve", Decimal("0.40")),
+        ("refund", Decimal("-0.40")),
+    ]
+
+
+async def test_a_rejected_request_fails_without_retrying(
+    make_engine: Any, videos: Videos, ada: Account, database: Database, upstream: FastAPI
+) -> None:
+    view, _ = await videos.create(ada, NewVideo(prompt="not allowed [[moderation=create]]"))
+
+    await run_until_settled([make_engine()], database)
+
+    video = await video_row(database, view.id)
+    assert video.job_state == "failed"
+    assert video.attempts == 1
+    assert upstream_jobs(upstream) == []
+
+
+async def test_two_engines_share_the_work_without_double_claims(
+    make_engine: Any, videos: Videos, ada: Account, database: Database, upstream: FastAPI
+) -> None:
+    ids = [(await videos.create(ada, NewVideo(prompt=f"clip {i}")))[0].id for i in range(6)]
+
+    await run_until_settled([make_engine(), make_engine()], database, seconds=120)
+
+    rows = [await video_row(database, video_id) for video_id in ids]
+    assert {row.job_state for row in rows} == {"completed"}
+    assert sorted(job["id"] for job in upstream_jobs(upstream)) == sorted(
+        row.provider_video_id for row in rows
+    )
+
+
+async def test_finished_videos_are_announced_to_subscribed_endpoints(
+    make_engine: Any, videos: Videos, ada: Account, database: Database
+) -> None:
+    webhooks = Webhooks(database)
+    deliverer = Deliverer(database)
+    with receiving() as receiver:
+        _, secret = await webhooks.create_endpoint(
+            ada, receiver.url, event_types=["video.completed", "video.failed"]
+        )
+        done, _ = await videos.create(ada, NewVideo(prompt="a kite"))
+        failed, _ = await videos.create(ada, NewVideo(prompt="no kite [[fail]]"))
+
+        await run_until_settled([make_engine()], database)
+        await deliverer.deliver_due()
+
+        events = {}
+        for headers, body in receiver.received:
+            event = standardwebhooks.Webhook(secret).verify(body, headers)
+            events[event["data"]["id"]] = event["type"]
+    assert events == {done.id: "video.completed", failed.id: "video.failed"}
