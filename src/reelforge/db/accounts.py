@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelforge.db.models import ApiKey, User
@@ -59,3 +60,36 @@ async def key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
 async def keys_of(session: AsyncSession, user_id: str) -> Sequence[ApiKey]:
     query = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at)
     return (await session.scalars(query)).all()
+
+
+async def key_with_owner(session: AsyncSession, prefix: str) -> Row[Any] | None:
+    """The key with this prefix and its owner, in one Core query (the hot path of every
+    request made with an API key)."""
+    query = (
+        select(
+            ApiKey.id.label("key_id"),
+            ApiKey.key_hash,
+            ApiKey.revoked_at,
+            ApiKey.last_used_at,
+            User.id,
+            User.email,
+            User.display_name,
+            User.role,
+            User.disabled,
+            User.created_at,
+        )
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.prefix == prefix)
+    )
+    return cast("Row[Any] | None", (await session.execute(query)).first())
+
+
+def row_to_account(row: Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+        role=Role(row.role),
+        disabled=row.disabled,
+        created_at=row.created_at,
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelforge.db.models import LedgerEntry, Quota, Video, VideoEvent
@@ -21,7 +22,8 @@ from reelforge.domain.videos import (
 )
 
 
-def to_view(video: Video) -> VideoView:
+def to_view(video: Video | Row[Any]) -> VideoView:
+    """From an ORM object or a Core row of `videos` (the hot read path skips the ORM)."""
     return VideoView(
         id=video.id,
         owner_id=video.owner_id,
@@ -45,7 +47,7 @@ def to_view(video: Video) -> VideoView:
     )
 
 
-def _archive(video: Video) -> dict[Variant, ArchivedObject]:
+def _archive(video: Video | Row[Any]) -> dict[Variant, ArchivedObject]:
     found = {}
     for variant in Variant:
         key = getattr(video, f"{variant.value}_key")
@@ -89,6 +91,15 @@ async def visible_video(
     if for_update:
         query = query.with_for_update()
     return (await session.scalars(query)).one_or_none()
+
+
+async def visible_view(
+    session: AsyncSession, video_id: str, owner_id: str | None
+) -> VideoView | None:
+    """A video as its reader sees it, read as a plain row: the hottest query there is."""
+    query = select(*Video.__table__.columns).where(Video.id == video_id, _visible(owner_id))
+    row = (await session.execute(query)).first()
+    return to_view(row) if row is not None else None
 
 
 async def video_by_idempotency_key(session: AsyncSession, owner_id: str, key: str) -> Video | None:

@@ -7,6 +7,8 @@ import hmac
 import secrets
 from datetime import timedelta
 
+from sqlalchemy import update
+
 from reelforge.db import accounts as queries
 from reelforge.db.engine import Database
 from reelforge.db.models import ApiKey
@@ -74,18 +76,17 @@ class ApiKeys:
         """The active account a live key belongs to, or None."""
         if not looks_like_key(token):
             return None
-        prefix = key_prefix(token)
+        digest = _digest(token)
         async with self._database.session() as session:
-            key = await queries.key_by_prefix(session, prefix)
-            if key is None or key.revoked_at is not None:
+            row = await queries.key_with_owner(session, key_prefix(token))
+            if row is None or row.revoked_at is not None or row.disabled:
                 return None
-            if not hmac.compare_digest(key.key_hash, _digest(token)):
-                return None
-            user = await queries.user_by_id(session, key.user_id)
-            if user is None or user.disabled:
+            if not hmac.compare_digest(row.key_hash, digest):
                 return None
             now = utcnow()
-            if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
-                key.last_used_at = now
+            if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+                await session.execute(
+                    update(ApiKey).where(ApiKey.id == row.key_id).values(last_used_at=now)
+                )
                 await session.commit()
-            return queries.to_account(user)
+        return queries.row_to_account(row)

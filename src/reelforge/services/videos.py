@@ -144,7 +144,10 @@ class Videos:
 
     async def get(self, account: Account, video_id: str) -> VideoView:
         async with self._database.session() as session:
-            return queries.to_view(await self._visible(session, account, video_id))
+            view = await queries.visible_view(session, video_id, _scope(account))
+        if view is None:
+            raise NotFoundError("video", video_id)
+        return view
 
     async def page(
         self,
