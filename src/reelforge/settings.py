@@ -206,6 +206,22 @@ class Settings(BaseSettings):
         validation_alias=_env("JOB_DEADLINE_MINUTES"),
         description="A video not finished this long after it was accepted fails (refunded).",
     )
+    temporary_ttl_minutes: Annotated[int, Field(ge=10, le=7 * 24 * 60)] = Field(
+        default=60,
+        validation_alias=_env("TEMPORARY_TTL_MINUTES"),
+        description=(
+            "Uncommitted download objects under `tmp/` older than this are removed "
+            "(what a killed worker leaves behind)."
+        ),
+    )
+    deleted_retention_days: Annotated[int, Field(ge=0, le=3650)] = Field(
+        default=7,
+        validation_alias=_env("DELETED_RETENTION_DAYS"),
+        description=(
+            "Days after a video is deleted before housekeeping makes sure its archived "
+            "objects are gone and forgets their keys (the row and its ledger stay)."
+        ),
+    )
     provider_rate_limit: str = Field(
         default="300/minute",
         validation_alias=_env("PROVIDER_RATE_LIMIT"),

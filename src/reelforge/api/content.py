@@ -1,11 +1,12 @@
-"""Delivering archived content over HTTP: Range (206), ETag, Content-Disposition, streamed."""
+"""Delivering archived content over HTTP: a presigned redirect, or streamed with Range and ETag."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from reelforge.api.errors import ApiError
 from reelforge.domain.upstream import Variant
@@ -14,6 +15,9 @@ from reelforge.services.videos import Videos
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _EXTENSIONS = {Variant.VIDEO: "mp4", Variant.THUMBNAIL: "webp", Variant.SPRITESHEET: "jpg"}
+# Long enough to start a download (a started GET finishes however long it takes), short
+# enough that a leaked URL is soon worthless. Redirects are not cached past it.
+PRESIGNED_TTL = timedelta(minutes=5)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -51,6 +55,14 @@ async def content_response(
     }
     if etag in _etags(request.headers.get("if-none-match")):
         return Response(status_code=304, headers=headers)
+    # A bucket that can sign serves the bytes itself (Range included), so the API process
+    # never carries video traffic. 307 keeps the method; clients resend Range on a redirect.
+    # The signed URL can't carry Content-Disposition: obstore signs no extra query parameters.
+    url = await videos.archived_url(stored, PRESIGNED_TTL)
+    if url is not None:
+        return RedirectResponse(
+            url, status_code=307, headers={"ETag": etag, "Cache-Control": "private, no-store"}
+        )
     wanted = parse_range(request.headers.get("range"), stored.size)
     if wanted is not None and request.headers.get("if-range", etag) != etag:
         wanted = None

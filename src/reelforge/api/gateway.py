@@ -166,6 +166,7 @@ async def delete_video(
     responses={
         200: {"description": "The archived bytes", "content": CONTENT_TYPES},
         206: {"description": "The requested byte range"},
+        307: {"description": "Redirect to a short-lived presigned URL (S3 storage)"},
         304: {"description": "Not modified (ETag)"},
         **documented_protocol(400, 401, 404, 416, 422),
     },

@@ -184,6 +184,7 @@ async def video_events(
     responses={
         200: {"content": {"video/mp4": {}, "image/webp": {}, "image/jpeg": {}}},
         206: {"description": "The requested byte range"},
+        307: {"description": "Redirect to a short-lived presigned URL (S3 storage)"},
         304: {"description": "Not modified (ETag)"},
         **documented(401, 404, 409, 416),
     },

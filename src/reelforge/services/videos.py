@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -230,6 +230,10 @@ class Videos:
     ) -> ObjectStream:
         """Stream (a byte range of) an archived object, never whole in memory."""
         return await self._storage.open(stored.key, start, length)
+
+    async def archived_url(self, stored: ArchivedObject, expires_in: timedelta) -> str | None:
+        """A short-lived URL straight to the archived object, or None when the store can't sign."""
+        return await self._storage.presigned_url(stored.key, expires_in)
 
     async def usage(self, account: Account) -> QuotaUsage:
         now = utcnow()

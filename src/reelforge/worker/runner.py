@@ -9,12 +9,15 @@ import anyio
 
 from reelforge.providers.base import Provider
 from reelforge.runtime import Runtime
+from reelforge.services.housekeeping import Housekeeping
 from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
 from reelforge.worker.engine import Engine, EngineConfig, Every
 from reelforge.worker.steps import Steps
 
 # How often outgoing webhooks that are due get sent.
 DELIVERY_SECONDS = 2.0
+# How often stale temporaries and long-deleted videos are cleaned up; both are cheap when idle.
+HOUSEKEEPING_SECONDS = 60.0
 
 
 def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None = None) -> Engine:
@@ -24,10 +27,17 @@ def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None 
         runtime.storage,
         provider,
         deadline=timedelta(minutes=settings.job_deadline_minutes),
+        webhooks=settings.provider_webhook_secret is not None,
     )
     limiter = CreateRateLimiter(
         settings.provider_rate_limit,
         limiter_storage(runtime.redis, settings.redis_key_prefix),
+    )
+    housekeeping = Housekeeping(
+        runtime.database,
+        runtime.storage,
+        temporary_ttl=timedelta(minutes=settings.temporary_ttl_minutes),
+        deleted_retention=timedelta(days=settings.deleted_retention_days),
     )
     return Engine(
         runtime.database,
@@ -38,7 +48,11 @@ def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None 
         ),
         provider_limiter=limiter,
         provider_name=provider.name,
-        periodic=[Every(DELIVERY_SECONDS, runtime.deliverer.deliver_due)],
+        periodic=[
+            Every(DELIVERY_SECONDS, runtime.deliverer.deliver_due),
+            Every(HOUSEKEEPING_SECONDS, housekeeping.remove_stale_temporaries),
+            Every(HOUSEKEEPING_SECONDS, housekeeping.purge_deleted),
+        ],
     )
 
 

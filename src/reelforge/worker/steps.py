@@ -42,6 +42,9 @@ from reelforge.storage import Storage, StorageError
 log = get_logger("reelforge.worker")
 
 MAX_SUBMIT_ATTEMPTS = 8
+# With provider webhooks a poll is only the safety net for a lost event: the webhook's nudge
+# brings the check forward, so one retrieve per video is the norm.
+WEBHOOK_SAFETY_POLL = timedelta(seconds=60)
 # How far back (before our SUBMITTING mark) an upstream job may be and still be ours.
 RECONCILE_SLACK = timedelta(minutes=2)
 RECONCILE_PAGES = 5
@@ -62,12 +65,14 @@ class Steps:
         provider: Provider,
         *,
         deadline: timedelta,
+        webhooks: bool = False,
         rng: random.Random | None = None,
     ) -> None:
         self._database = database
         self._storage = storage
         self._provider = provider
         self._deadline = deadline
+        self._webhooks = webhooks
         self._rng = rng or random.Random()
 
     async def run(self, claim: Claim) -> StepResult:
@@ -169,8 +174,12 @@ class Steps:
             last_error=None,
         )
         return StepResult(
-            next_check(now, poll_delay(0, self._rng), poll_after_ms=upstream.poll_after_ms)
+            next_check(now, self._poll_delay(0), poll_after_ms=upstream.poll_after_ms)
         )
+
+    def _poll_delay(self, polls: int) -> timedelta:
+        delay = poll_delay(polls, self._rng)
+        return max(delay, WEBHOOK_SAFETY_POLL) if self._webhooks else delay
 
     async def _start_upstream(self, video: Video) -> UpstreamVideo:
         if video.remixed_from_video_id is not None:
@@ -223,7 +232,7 @@ class Steps:
             progress=upstream.progress,
             metadata_={**video.metadata_, "polls": polls + 1},
         )
-        delay = poll_delay(polls, self._rng)
+        delay = self._poll_delay(polls)
         return StepResult(next_check(now, delay, poll_after_ms=upstream.poll_after_ms))
 
     # --- archive ------------------------------------------------------------------------
