@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reelforge.domain.schedule import (
+    EXPIRY_FLOOR,
     EXPIRY_MARGIN,
     MAX_POLL,
     MAX_RETRY,
@@ -55,4 +56,10 @@ def test_the_check_moves_before_expiry() -> None:
     due = next_check(NOW, timedelta(minutes=30), retry_after=3600, expires_at=expires)
 
     assert due == expires - EXPIRY_MARGIN
-    assert next_check(NOW, timedelta(minutes=1), expires_at=NOW + timedelta(minutes=1)) == NOW
+
+
+def test_inside_the_expiry_margin_calls_are_still_spaced() -> None:
+    soon = NOW + timedelta(minutes=1)
+
+    assert next_check(NOW, timedelta(minutes=1), expires_at=soon) == NOW + EXPIRY_FLOOR
+    assert next_check(NOW, timedelta(seconds=1), expires_at=soon) == NOW + timedelta(seconds=1)

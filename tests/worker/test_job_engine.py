@@ -3,8 +3,6 @@ faults recovered, money settled or refunded once, archives that match their hash
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,47 +16,13 @@ from reelforge.db.engine import Database
 from reelforge.db.models import LedgerEntry, Video
 from reelforge.domain.accounts import Account
 from reelforge.domain.states import JobState
-from reelforge.emulator.app import create_emulator_app
-from reelforge.emulator.settings import EmulatorSettings
-from reelforge.providers.registry import emulator_provider
 from reelforge.services.outbound import Deliverer, Webhooks
 from reelforge.services.videos import NewVideo, Videos
-from reelforge.storage import Storage, open_storage
-from reelforge.worker.engine import Engine, EngineConfig
-from reelforge.worker.steps import Steps
+from reelforge.storage import Storage
+from reelforge.worker.engine import Engine
 from tests.support.webhooks import receiving
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FastAPI]:
-    app = create_emulator_app(EmulatorSettings(poll_after_ms=0))
-    yield app
-    app.state.emulator.close()
-
-
-@pytest.fixture
-def storage() -> Storage:
-    return open_storage("memory://")
-
-
-@pytest.fixture
-async def make_engine(
-    database: Database, storage: Storage, upstream: FastAPI
-) -> AsyncIterator[Any]:
-    providers = []
-
-    def make(timeout: float = 10.0) -> Engine:
-        provider = emulator_provider(upstream, timeout=timeout)
-        providers.append(provider)
-        steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
-        config = EngineConfig(concurrency=4, lease=timedelta(seconds=30), idle_seconds=0.05)
-        return Engine(database, steps, config=config, provider_name=provider.name)
-
-    yield make
-    for provider in providers:
-        await provider.aclose()
 
 
 async def run_until_settled(engines: list[Engine], database: Database, seconds: float = 60) -> None:

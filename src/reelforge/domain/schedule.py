@@ -10,6 +10,8 @@ MAX_POLL = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=10)
 # Archive this long before upstream deletes the outputs, whatever the backoff says.
 EXPIRY_MARGIN = timedelta(minutes=5)
+# Even when expiry is close, calls are spaced at least this much (or the delay, if shorter).
+EXPIRY_FLOOR = timedelta(seconds=2)
 
 
 def poll_delay(polls: int, rng: random.Random) -> timedelta:
@@ -45,5 +47,6 @@ def next_check(
         wait = max(wait, timedelta(seconds=retry_after))
     due = now + wait
     if expires_at is not None:
-        due = min(due, max(now, expires_at - EXPIRY_MARGIN))
+        floor = now + min(wait, EXPIRY_FLOOR)
+        due = min(due, max(floor, expires_at - EXPIRY_MARGIN))
     return due

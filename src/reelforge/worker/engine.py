@@ -16,13 +16,13 @@ from datetime import timedelta
 
 import anyio
 
-from reelforge.db.claim import Claim, LeaseLost, claim_due, release
+from reelforge.db.claim import Claim, LeaseLost, claim_due, extend, release
 from reelforge.db.engine import Database
 from reelforge.domain.clock import utcnow
 from reelforge.domain.upstream import ProviderError
 from reelforge.logs import get_logger
 from reelforge.services.ratelimits import CreateRateLimiter
-from reelforge.worker.steps import Steps
+from reelforge.worker.steps import StepResult, Steps
 
 log = get_logger("reelforge.engine")
 
@@ -117,7 +117,7 @@ class Engine:
         try:
             if self._limiter is not None and not await self._admitted(claim):
                 return
-            result = await self._steps.run(claim)
+            result = await self._held(claim)
             await release(self._database, claim, next_check_at=result.next_check_at)
         except LeaseLost:
             log.info("lease lost; another holder or a user moved the video", video=claim.video_id)
@@ -128,6 +128,30 @@ class Engine:
             await self._retry_later(claim, seconds=10.0)
         finally:
             self._in_flight -= 1
+
+    async def _held(self, claim: Claim) -> StepResult:
+        """Run the step while a heartbeat extends its lease; losing the lease stops the step."""
+        result: StepResult | None = None
+        async with anyio.create_task_group() as group:
+
+            async def heartbeat() -> None:
+                current = claim
+                while True:
+                    await anyio.sleep(self._config.lease.total_seconds() / 3)
+                    try:
+                        current = await extend(
+                            self._database, current, now=utcnow(), lease=self._config.lease
+                        )
+                    except LeaseLost:
+                        group.cancel_scope.cancel()
+                        return
+
+            group.start_soon(heartbeat)
+            result = await self._steps.run(claim)
+            group.cancel_scope.cancel()
+        if result is None:
+            raise LeaseLost(claim.video_id)
+        return result
 
     async def _admitted(self, claim: Claim) -> bool:
         """Within the provider's rate limit (shared by every worker), or back off."""

@@ -42,6 +42,7 @@ from reelforge.storage import Storage, StorageError
 log = get_logger("reelforge.worker")
 
 MAX_SUBMIT_ATTEMPTS = 8
+MAX_CLEANUP_ATTEMPTS = 12
 # With provider webhooks a poll is only the safety net for a lost event: the webhook's nudge
 # brings the check forward, so one retrieve per video is the norm.
 WEBHOOK_SAFETY_POLL = timedelta(seconds=60)
@@ -213,8 +214,13 @@ class Steps:
             if not error.retryable:
                 await self._fail(claim, error.code or "upstream_error", str(error))
                 return StepResult(None)
-            await self._write(claim, last_error=str(error)[:2000])
-            delay = retry_delay(polls, self._rng)
+            errors = int(video.metadata_.get("poll_errors", 0))
+            await self._write(
+                claim,
+                last_error=str(error)[:2000],
+                metadata_={**video.metadata_, "poll_errors": errors + 1},
+            )
+            delay = retry_delay(errors, self._rng)
             return StepResult(next_check(now, delay, retry_after=error.retry_after))
         if upstream.status is UpstreamStatus.FAILED:
             await self._fail(
@@ -230,7 +236,7 @@ class Steps:
             progressed=upstream.progress != video.progress,
             job_state=_state_of(upstream.status).value,
             progress=upstream.progress,
-            metadata_={**video.metadata_, "polls": polls + 1},
+            metadata_={**video.metadata_, "polls": polls + 1, "poll_errors": 0},
         )
         delay = self._poll_delay(polls)
         return StepResult(next_check(now, delay, poll_after_ms=upstream.poll_after_ms))
@@ -335,8 +341,15 @@ class Steps:
             try:
                 await self._provider.delete(video.provider_video_id)
             except ProviderError as error:
-                if error.status not in (400, 404) and error.retryable:
-                    return StepResult(utcnow() + retry_delay(0, self._rng))
+                if error.status != 404:
+                    # Upstream deletes only finished jobs (`video_not_ready`): come back later.
+                    polls = int(video.metadata_.get("cleanup_attempts", 0))
+                    await self._write(
+                        claim, metadata_={**video.metadata_, "cleanup_attempts": polls + 1}
+                    )
+                    if polls < MAX_CLEANUP_ATTEMPTS:
+                        return StepResult(utcnow() + retry_delay(polls, self._rng))
+                    log.warning("giving up deleting upstream", video_id=video.id)
         if video.deleted_at is not None:
             for variant in Variant:
                 key = getattr(video, f"{variant.value}_key")
