@@ -30,8 +30,8 @@ from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import Storage
 from reelforge.worker.engine import Engine, EngineConfig
 from reelforge.worker.steps import Steps
+from tests.support.engine import run_until_settled, video_row
 from tests.support.invariants import check_invariants
-from tests.worker.test_job_engine import run_until_settled, video_row
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,55 @@
+"""Driving the job engine in tests, and reading back what it left in the database."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from reelforge.db.engine import Database
+from reelforge.db.models import LedgerEntry, Video
+from reelforge.domain.states import JobState
+from reelforge.worker.engine import Engine
+
+
+async def run_until_settled(engines: list[Engine], database: Database, seconds: float = 60) -> None:
+    """Run the engines until no video is left unfinished."""
+    stopping = anyio.Event()
+    async with anyio.create_task_group() as group:
+        for engine in engines:
+            group.start_soon(engine.run, stopping)
+        with anyio.fail_after(seconds):
+            while await unfinished(database):
+                await anyio.sleep(0.1)
+        stopping.set()
+
+
+async def unfinished(database: Database) -> int:
+    terminal = [s.value for s in JobState if s.is_terminal]
+    async with database.session() as session:
+        rows = await session.scalars(select(Video.id).where(Video.job_state.not_in(terminal)))
+        return len(rows.all())
+
+
+async def video_row(database: Database, video_id: str) -> Video:
+    async with database.session() as session:
+        video = await session.get(Video, video_id)
+        assert video is not None
+        return video
+
+
+async def ledger_of(database: Database, video_id: str) -> list[tuple[str, Decimal]]:
+    async with database.session() as session:
+        rows = await session.execute(
+            select(LedgerEntry.kind, LedgerEntry.amount)
+            .where(LedgerEntry.video_id == video_id)
+            .order_by(LedgerEntry.id)
+        )
+        return [(kind, Decimal(amount)) for kind, amount in rows]
+
+
+def upstream_jobs(app: FastAPI) -> list[dict[str, Any]]:
+    return list(app.state.emulator.store.ledger_rows())
