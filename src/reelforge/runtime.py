@@ -19,7 +19,7 @@ from reelforge.services.accounts import Accounts
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
 from reelforge.services.outbound import Deliverer, Webhooks
-from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
+from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
 from reelforge.settings import Settings
@@ -39,7 +39,7 @@ class Runtime:
     keys: ApiKeys
     tokens: Tokens
     videos: Videos
-    create_limiter: CreateRateLimiter
+    create_limiter: RateLimiter
     inbound: InboundWebhooks
     webhooks: Webhooks
     deliverer: Deliverer
@@ -88,9 +88,10 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
             catalog.provider(settings.provider),
             max_prompt_length=settings.max_prompt_length,
         ),
-        create_limiter=CreateRateLimiter(
+        create_limiter=RateLimiter(
             settings.create_rate_limit,
             limiter_storage(redis, settings.redis_key_prefix),
+            scope="create",
         ),
         inbound=InboundWebhooks(
             database,

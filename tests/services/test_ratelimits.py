@@ -8,13 +8,13 @@ import pytest
 from limits.aio.storage import MemoryStorage
 from redis.asyncio import Redis
 
-from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
+from reelforge.services.ratelimits import RateLimiter, limiter_storage
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_the_limit_admits_exactly_its_amount() -> None:
-    limiter = CreateRateLimiter("3/minute", MemoryStorage())
+    limiter = RateLimiter("3/minute", MemoryStorage(), "create")
 
     decisions = [await limiter.hit("user:a") for _ in range(4)]
 
@@ -24,7 +24,7 @@ async def test_the_limit_admits_exactly_its_amount() -> None:
 
 
 async def test_users_and_keys_are_counted_apart_and_together() -> None:
-    limiter = CreateRateLimiter("2/minute", MemoryStorage())
+    limiter = RateLimiter("2/minute", MemoryStorage(), "create")
 
     assert (await limiter.hit("user:a", "key:1")).allowed
     assert (await limiter.hit("user:a", "key:2")).allowed
@@ -32,8 +32,18 @@ async def test_users_and_keys_are_counted_apart_and_together() -> None:
     assert (await limiter.hit("user:b", "key:4")).allowed
 
 
+async def test_scopes_count_apart() -> None:
+    storage = MemoryStorage()
+    creates = RateLimiter("1/minute", storage, "create")
+    upstream = RateLimiter("1/minute", storage, "upstream")
+
+    assert (await creates.hit("user:a")).allowed
+    assert (await upstream.hit("user:a")).allowed
+    assert not (await creates.hit("user:a")).allowed
+
+
 async def test_the_tightest_of_several_limits_decides() -> None:
-    limiter = CreateRateLimiter("5/minute;2/second", MemoryStorage())
+    limiter = RateLimiter("5/minute;2/second", MemoryStorage(), "create")
 
     decisions = [await limiter.hit("user:a") for _ in range(3)]
 
@@ -45,8 +55,8 @@ async def test_the_tightest_of_several_limits_decides() -> None:
 async def test_redis_shares_the_count_between_processes(redis_url: str) -> None:
     prefix = f"test-{uuid.uuid4().hex}"
     async with Redis.from_url(redis_url) as one, Redis.from_url(redis_url) as other:
-        first = CreateRateLimiter("3/minute", limiter_storage(one, prefix))
-        second = CreateRateLimiter("3/minute", limiter_storage(other, prefix))
+        first = RateLimiter("3/minute", limiter_storage(one, prefix), "create")
+        second = RateLimiter("3/minute", limiter_storage(other, prefix), "create")
 
         results = [
             (await first.hit("user:a")).allowed,

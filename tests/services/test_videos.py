@@ -15,7 +15,7 @@ from reelforge.db.models import LedgerEntry, Video
 from reelforge.domain.accounts import Account
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.quotas import LimitExceededError, QuotaPolicy
-from reelforge.domain.states import JobState, VideoStatus
+from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import Order
 from reelforge.services.videos import NewVideo, Videos
 
@@ -270,9 +270,3 @@ async def test_fifty_concurrent_creates_admit_exactly_the_limit(
             await session.scalars(select(LedgerEntry).where(LedgerEntry.kind == "reserve"))
         ).all()
     assert len(reserves) == 10
-
-
-async def test_cancelled_and_failed_states_are_terminal(videos: Videos, ada: Account) -> None:
-    view, _ = await videos.create(ada, NewVideo(prompt="fox"))
-    assert not view.job_state.is_terminal
-    assert (await videos.cancel(ada, view.id)).job_state is JobState.CANCELLED

@@ -14,8 +14,10 @@ from sqlalchemy import update
 from reelforge.db.models import Video
 from reelforge.domain.accounts import Account, Role
 from reelforge.domain.clock import utcnow
+from reelforge.domain.upstream import Variant
 from reelforge.runtime import Runtime, default_quota
 from reelforge.services.accounts import Accounts
+from reelforge.services.archive import archive_key
 from tests.support.accounts import FAST_HASHER, PASSWORD
 
 BASE_URL = "http://reelforge.test"
@@ -65,7 +67,8 @@ async def archive(runtime: Runtime, video_id: str, assets: dict[str, bytes]) -> 
         "archived_at": utcnow(),
     }
     for variant, data in assets.items():
-        stored = await runtime.storage.put(f"videos/{video_id}/{variant}", _chunks(data))
+        key = archive_key(video_id, Variant(variant))
+        stored = await runtime.storage.put(key, _chunks(data))
         values |= {
             f"{variant}_key": stored.key,
             f"{variant}_bytes": stored.size,

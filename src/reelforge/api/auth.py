@@ -55,11 +55,11 @@ CurrentAccount = Annotated[Account, Depends(current_account)]
 AdminAccount = Annotated[Account, Depends(admin_account)]
 
 
-def start_session(response: Response, runtime_token: str, *, secure: bool) -> str:
+def start_session(response: Response, token: str, *, secure: bool) -> str:
     """Set the session and CSRF cookies; returns the CSRF token for pages to embed."""
     csrf = secrets.token_urlsafe(32)
     response.set_cookie(
-        SESSION_COOKIE, runtime_token, httponly=True, samesite="lax", secure=secure, path="/"
+        SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/"
     )
     # Readable by the page's own script, which echoes it in a header: a cross-site form can
     # neither read it nor set the header, which is the whole defence.

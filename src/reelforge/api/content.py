@@ -14,7 +14,6 @@ from reelforge.domain.videos import ArchivedObject
 from reelforge.services.videos import Videos
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-_EXTENSIONS = {Variant.VIDEO: "mp4", Variant.THUMBNAIL: "webp", Variant.SPRITESHEET: "jpg"}
 # Long enough to start a download (a started GET finishes however long it takes), short
 # enough that a leaked URL is soon worthless. Redirects are not cached past it.
 PRESIGNED_TTL = timedelta(minutes=5)
@@ -51,7 +50,7 @@ async def content_response(
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
-        "Content-Disposition": f'attachment; filename="{video_id}.{_EXTENSIONS[variant]}"',
+        "Content-Disposition": f'attachment; filename="{video_id}.{variant.extension}"',
     }
     if etag in _etags(request.headers.get("if-none-match")):
         return Response(status_code=304, headers=headers)

@@ -36,7 +36,13 @@ class Variant(StrEnum):
         """The media type the protocol promises, for when upstream sends none."""
         return _VARIANT_TYPES[self]
 
+    @property
+    def extension(self) -> str:
+        """The file extension of that media type (archive keys, download file names)."""
+        return _VARIANT_EXTENSIONS[self]
 
+
+_VARIANT_EXTENSIONS = {Variant.VIDEO: "mp4", Variant.THUMBNAIL: "webp", Variant.SPRITESHEET: "jpg"}
 _VARIANT_TYPES = {
     Variant.VIDEO: "video/mp4",
     Variant.THUMBNAIL: "image/webp",

@@ -7,11 +7,9 @@ from reelforge.domain.videos import ArchivedObject
 from reelforge.providers.base import Provider
 from reelforge.storage import IntegrityError, Storage
 
-EXTENSIONS = {Variant.VIDEO: "mp4", Variant.THUMBNAIL: "webp", Variant.SPRITESHEET: "jpg"}
-
 
 def archive_key(video_id: str, variant: Variant) -> str:
-    return f"videos/{video_id}/{variant.value}.{EXTENSIONS[variant]}"
+    return f"videos/{video_id}/{variant.value}.{variant.extension}"
 
 
 async def archive_variant(

@@ -1,4 +1,4 @@
-"""Rate limits on creating videos, per user and per API key, with the `limits` library."""
+"""Rate limits with the `limits` library: creates per user and key, upstream calls per provider."""
 
 from __future__ import annotations
 
@@ -40,18 +40,21 @@ def limiter_storage(redis: Redis | None, prefix: str) -> Storage:
     )
 
 
-class CreateRateLimiter:
-    def __init__(self, spec: str, storage: Storage) -> None:
+class RateLimiter:
+    """One `limits` spec (e.g. `30/minute;500/day`) counted under `scope` for each identity."""
+
+    def __init__(self, spec: str, storage: Storage, scope: str) -> None:
         self._items = limits.parse_many(spec)
         self._limiter = MovingWindowRateLimiter(storage)
+        self._scope = scope
 
     async def hit(self, *identities: str) -> RateDecision:
-        """Count one create against every identity; the tightest limit decides."""
+        """Count one event against every identity; the tightest limit decides."""
         decisions = []
         for identity in identities:
             for item in self._items:
-                allowed = await self._limiter.hit(item, "create", identity)
-                stats = await self._limiter.get_window_stats(item, "create", identity)
+                allowed = await self._limiter.hit(item, self._scope, identity)
+                stats = await self._limiter.get_window_stats(item, self._scope, identity)
                 decision = RateDecision(allowed, item.amount, stats.remaining, stats.reset_time)
                 if not allowed:
                     return decision

@@ -28,7 +28,7 @@ from reelforge.domain.quotas import (
     month_start,
 )
 from reelforge.domain.states import JobState
-from reelforge.domain.upstream import Variant
+from reelforge.domain.upstream import ImageBytes, Variant
 from reelforge.domain.videos import (
     MAX_LIST_LIMIT,
     ArchivedObject,
@@ -81,6 +81,9 @@ class Videos:
 
     def check(self, new: NewVideo) -> VideoRequest:
         """The request with defaults filled in, or an InputError naming the field."""
+        return self._checked(new)[0]
+
+    def _checked(self, new: NewVideo) -> tuple[VideoRequest, ImageBytes | None]:
         request = video_request(
             self.spec,
             prompt=new.prompt,
@@ -89,11 +92,11 @@ class Videos:
             seconds=new.seconds,
             max_prompt_length=self._max_prompt_length,
         )
-        if new.input_reference is not None:
-            if not request.model.supports(Feature.IMAGE_INPUT):
-                raise InputError("input_reference", f"{request.model.name} takes no image input")
-            check_reference(new.input_reference, request.width, request.height)
-        return request
+        if new.input_reference is None:
+            return request, None
+        if not request.model.supports(Feature.IMAGE_INPUT):
+            raise InputError("input_reference", f"{request.model.name} takes no image input")
+        return request, check_reference(new.input_reference, request.width, request.height)
 
     async def create(self, account: Account, new: NewVideo) -> tuple[VideoView, bool]:
         """Accept a video (quota, budget and reservation in one transaction).
@@ -101,17 +104,15 @@ class Videos:
         Returns the view and whether it is new: a repeated Idempotency-Key with the same
         request returns the original video instead.
         """
-        request = self.check(new)
+        request, reference = self._checked(new)
         video = self._new_row(account, request, new.idempotency_key)
         video.request_hash = _request_hash(
             "create", request, reference=new.input_reference, parent=None
         )
-        if new.input_reference is not None:
-            stored = await self._storage.put(f"references/{video.id}", new.input_reference)
+        if reference is not None:
+            stored = await self._storage.put(f"references/{video.id}", reference.data)
             video.input_reference_key = stored.key
-            video.input_reference_type = check_reference(
-                new.input_reference, request.width, request.height
-            ).content_type
+            video.input_reference_type = reference.content_type
         return await self._accept(account, video, EventKind.CREATED)
 
     async def remix(

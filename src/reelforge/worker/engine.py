@@ -21,7 +21,7 @@ from reelforge.db.engine import Database
 from reelforge.domain.clock import utcnow
 from reelforge.domain.upstream import ProviderError
 from reelforge.logs import get_logger
-from reelforge.services.ratelimits import CreateRateLimiter
+from reelforge.services.ratelimits import RateLimiter
 from reelforge.worker.steps import StepResult, Steps
 
 log = get_logger("reelforge.engine")
@@ -57,7 +57,7 @@ class Engine:
         steps: Steps,
         *,
         config: EngineConfig | None = None,
-        provider_limiter: CreateRateLimiter | None = None,
+        provider_limiter: RateLimiter | None = None,
         provider_name: str = "provider",
         periodic: list[Every] | None = None,
     ) -> None:

@@ -10,7 +10,7 @@ import anyio
 from reelforge.providers.base import Provider
 from reelforge.runtime import Runtime
 from reelforge.services.housekeeping import Housekeeping
-from reelforge.services.ratelimits import CreateRateLimiter, limiter_storage
+from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.worker.engine import Engine, EngineConfig, Every
 from reelforge.worker.steps import Steps
 
@@ -29,9 +29,10 @@ def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None 
         deadline=timedelta(minutes=settings.job_deadline_minutes),
         webhooks=settings.provider_webhook_secret is not None,
     )
-    limiter = CreateRateLimiter(
+    limiter = RateLimiter(
         settings.provider_rate_limit,
         limiter_storage(runtime.redis, settings.redis_key_prefix),
+        scope="upstream",
     )
     housekeeping = Housekeeping(
         runtime.database,
