@@ -22,7 +22,8 @@ def _renderer(fmt: LogFormat) -> structlog.typing.Processor:
     use_json = fmt == LogFormat.JSON or (fmt == LogFormat.AUTO and not sys.stderr.isatty())
     if use_json:
         return structlog.processors.JSONRenderer()
-    return structlog.dev.ConsoleRenderer()
+    # Rich's tracebacks render every frame's locals: seconds per logged exception, on the loop.
+    return structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
 
 
 def configure_logging(level: LogLevel = LogLevel.INFO, fmt: LogFormat = LogFormat.AUTO) -> None:

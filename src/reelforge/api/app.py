@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
+import structlog
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
@@ -26,6 +27,9 @@ log = get_logger("reelforge.app")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the lifespan opens the adapters and, embedded, migrates the database."""
     settings = settings or load_settings()
+    if not structlog.is_configured():
+        # structlog's own default renders exceptions with rich, slowly; ours doesn't.
+        configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
