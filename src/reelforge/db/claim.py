@@ -8,8 +8,9 @@ before reading, so two claimers are serialised and can't both pick a row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,12 +21,17 @@ from reelforge.db.models import Video
 
 @dataclass(frozen=True)
 class Claim:
-    """A lease on one video: writes under it must name this `version`."""
+    """A lease on one video: writes under it must name this `version`.
+
+    `video` is the row as the claim left it (detached), so a step starts without reading it
+    again; it is a snapshot, and only writes guarded by `version` may act on it.
+    """
 
     video_id: str
     version: int
     owner: str
     until: datetime
+    video: Video
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -50,13 +56,17 @@ async def claim_due(
         update(Video)
         .where(Video.id.in_(due.scalar_subquery()))
         .values(lease_owner=owner, lease_until=until, lease_version=Video.lease_version + 1)
-        .returning(Video.id, Video.lease_version)
+        .returning(Video)
+        .execution_options(synchronize_session=False)
     )
-    async with database.engine.connect() as connection:
-        await _begin_for_claim(connection, database.dialect)
-        rows = (await connection.execute(statement)).all()
-        await connection.commit()
-    return [Claim(video_id=row[0], version=row[1], owner=owner, until=until) for row in rows]
+    async with database.session() as session:
+        await _begin_for_claim(await session.connection(), database.dialect)
+        videos = (await session.scalars(statement)).all()
+        await session.commit()
+    return [
+        Claim(video_id=video.id, version=video.lease_version, owner=owner, until=until, video=video)
+        for video in videos
+    ]
 
 
 async def _begin_for_claim(connection: AsyncConnection, dialect: str) -> None:
@@ -67,17 +77,30 @@ async def _begin_for_claim(connection: AsyncConnection, dialect: str) -> None:
 
 
 async def extend(database: Database, claim: Claim, *, now: datetime, lease: timedelta) -> Claim:
-    """Hold the lease longer (for long steps); raises LeaseLost when it is no longer ours."""
+    """Hold the lease longer (for long steps); raises LeaseLost when it is no longer ours.
+
+    Also guarded by the owner: once a step's last write has given the lease back, a late
+    heartbeat must not take it again.
+    """
     until = now + lease
     async with database.session() as session, session.begin():
         result = await session.execute(
             update(Video)
-            .where(Video.id == claim.video_id, Video.lease_version == claim.version)
+            .where(
+                Video.id == claim.video_id,
+                Video.lease_version == claim.version,
+                Video.lease_owner == claim.owner,
+            )
             .values(lease_until=until)
         )
         if not getattr(result, "rowcount", 0):
             raise LeaseLost(claim.video_id)
-    return Claim(claim.video_id, claim.version, claim.owner, until)
+    return replace(claim, until=until)
+
+
+def released(next_check_at: datetime | None) -> dict[str, Any]:
+    """The column values that give a lease back: merged into a step's last fenced write."""
+    return {"lease_owner": None, "lease_until": None, "next_check_at": next_check_at}
 
 
 async def release(database: Database, claim: Claim, *, next_check_at: datetime | None) -> bool:
@@ -86,7 +109,7 @@ async def release(database: Database, claim: Claim, *, next_check_at: datetime |
         result = await session.execute(
             update(Video)
             .where(Video.id == claim.video_id, Video.lease_version == claim.version)
-            .values(lease_owner=None, lease_until=None, next_check_at=next_check_at)
+            .values(**released(next_check_at))
         )
         return bool(getattr(result, "rowcount", 0))
 

@@ -1,24 +1,24 @@
-"""Copying a finished video's outputs from the provider into our storage, checked and committed."""
+"""Copying a finished video's outputs from the provider into our storage, checked."""
 
 from __future__ import annotations
 
 from reelforge.domain.upstream import Variant
-from reelforge.domain.videos import ArchivedObject
 from reelforge.providers.base import Provider
-from reelforge.storage import IntegrityError, Storage
+from reelforge.storage import IntegrityError, Storage, StoredObject
 
 
 def archive_key(video_id: str, variant: Variant) -> str:
     return f"videos/{video_id}/{variant.value}.{variant.extension}"
 
 
-async def archive_variant(
-    provider: Provider, storage: Storage, upstream_id: str, video_id: str, variant: Variant
-) -> ArchivedObject:
-    """Stream one output into a temporary object, check its size, then commit it in place.
+async def download_variant(
+    provider: Provider, storage: Storage, upstream_id: str, variant: Variant
+) -> StoredObject:
+    """Stream one output into a temporary object and check its size against upstream's.
 
-    A crash anywhere before the commit leaves only a temporary object, which housekeeping
-    removes; the archive key only ever holds a whole, checked file.
+    The caller commits it to `archive_key` while it still holds the video's lease. A crash
+    before that leaves only a temporary object, which housekeeping removes; the archive key
+    only ever holds a whole, checked file.
     """
     async with provider.stream_content(upstream_id, variant) as content:
         temporary = await storage.put_temporary(content.aiter_bytes())
@@ -28,5 +28,4 @@ async def archive_variant(
                 f"{variant} of {upstream_id}: got {temporary.size} of "
                 f"{content.content_length} bytes"
             )
-    committed = await storage.commit(temporary, archive_key(video_id, variant))
-    return ArchivedObject(key=committed.key, size=committed.size, sha256=committed.sha256)
+    return temporary

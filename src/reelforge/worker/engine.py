@@ -118,7 +118,8 @@ class Engine:
             if self._limiter is not None and not await self._admitted(claim):
                 return
             result = await self._held(claim)
-            await release(self._database, claim, next_check_at=result.next_check_at)
+            if not result.released:
+                await release(self._database, claim, next_check_at=result.next_check_at)
         except LeaseLost:
             log.info("lease lost; another holder or a user moved the video", video=claim.video_id)
         except ProviderError as error:
@@ -132,26 +133,35 @@ class Engine:
     async def _held(self, claim: Claim) -> StepResult:
         """Run the step while a heartbeat extends its lease; losing the lease stops the step."""
         result: StepResult | None = None
+        failure: Exception | None = None
         async with anyio.create_task_group() as group:
-
-            async def heartbeat() -> None:
-                current = claim
-                while True:
-                    await anyio.sleep(self._config.lease.total_seconds() / 3)
-                    try:
-                        current = await extend(
-                            self._database, current, now=utcnow(), lease=self._config.lease
-                        )
-                    except LeaseLost:
-                        group.cancel_scope.cancel()
-                        return
-
-            group.start_soon(heartbeat)
-            result = await self._steps.run(claim)
+            group.start_soon(self._heartbeat, claim, group.cancel_scope)
+            try:
+                result = await self._steps.run(claim)
+            except Exception as error:
+                # Raised outside the group, so callers see the step's own exception and not
+                # an ExceptionGroup wrapping it.
+                failure = error
             group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         if result is None:
             raise LeaseLost(claim.video_id)
         return result
+
+    async def _heartbeat(self, claim: Claim, step: anyio.CancelScope) -> None:
+        beat = self._config.lease.total_seconds() / 3
+        while True:
+            await anyio.sleep(beat)
+            try:
+                claim = await extend(self._database, claim, now=utcnow(), lease=self._config.lease)
+            except LeaseLost:
+                step.cancel()
+                return
+            except Exception:
+                # A database blip: the lease still has two beats to run, so keep the step
+                # going and try again rather than throw away a long download.
+                log.exception("could not extend the lease", video=claim.video_id)
 
     async def _admitted(self, claim: Claim) -> bool:
         """Within the provider's rate limit (shared by every worker), or back off."""

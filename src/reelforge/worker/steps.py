@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelforge.db.claim import Claim, LeaseLost
+from reelforge.db.claim import Claim, LeaseLost, released
 from reelforge.db.engine import Database
 from reelforge.db.models import Video, VideoEvent
 from reelforge.domain.clock import utcnow
@@ -36,8 +36,8 @@ from reelforge.domain.webhooks import EventType
 from reelforge.logs import get_logger
 from reelforge.providers.base import Provider
 from reelforge.services import ledger, outbound
-from reelforge.services.archive import archive_variant
-from reelforge.storage import Storage, StorageError
+from reelforge.services.archive import archive_key, download_variant
+from reelforge.storage import Storage, StorageError, StoredObject
 
 log = get_logger("reelforge.worker")
 
@@ -53,9 +53,14 @@ RECONCILE_PAGES = 5
 
 @dataclass(frozen=True)
 class StepResult:
-    """When the video is due again (None: nothing more to do until someone nudges it)."""
+    """When the video is due again (None: nothing more to do until someone nudges it).
+
+    `released`: the step's last write already gave the lease back and set the next check,
+    so the engine has nothing left to write.
+    """
 
     next_check_at: datetime | None
+    released: bool = False
 
 
 class Steps:
@@ -77,7 +82,7 @@ class Steps:
         self._rng = rng or random.Random()
 
     async def run(self, claim: Claim) -> StepResult:
-        video = await self._load(claim)
+        video = claim.video
         state = JobState(video.job_state)
         now = utcnow()
         if video.deleted_at is not None or state in (JobState.CANCELLED,):
@@ -85,10 +90,7 @@ class Steps:
         if state.is_terminal:
             return StepResult(None)
         if video.deadline_at is not None and now >= video.deadline_at:
-            await self._fail(claim, "deadline_exceeded", "The video took too long to make")
-            return StepResult(None)
-        if video.deadline_at is None:
-            await self._write(claim, deadline_at=now + self._deadline)
+            return await self._fail(claim, "deadline_exceeded", "The video took too long to make")
         if state is JobState.ACCEPTED:
             return await self._submit(claim, video)
         if state is JobState.SUBMITTING and video.provider_video_id is None:
@@ -103,14 +105,17 @@ class Steps:
 
     async def _submit(self, claim: Claim, video: Video) -> StepResult:
         if video.attempts >= MAX_SUBMIT_ATTEMPTS:
-            await self._fail(claim, "submission_failed", video.last_error or "Upstream refused")
-            return StepResult(None)
+            return await self._fail(
+                claim, "submission_failed", video.last_error or "Upstream refused"
+            )
         # Recorded before the call: if we die mid-call, the next claim reconciles instead.
+        now = utcnow()
         await self._write(
             claim,
             job_state=JobState.SUBMITTING.value,
             attempts=video.attempts + 1,
-            metadata_={**video.metadata_, "submitting_since": utcnow().isoformat()},
+            deadline_at=video.deadline_at or now + self._deadline,
+            metadata_={**video.metadata_, "submitting_since": now.isoformat()},
         )
         try:
             upstream = await self._start_upstream(video)
@@ -120,13 +125,12 @@ class Steps:
 
     async def _submit_failed(self, claim: Claim, video: Video, error: ProviderError) -> StepResult:
         if not error.retryable:
-            await self._fail(claim, error.code or "submission_rejected", str(error))
-            return StepResult(None)
+            return await self._fail(claim, error.code or "submission_rejected", str(error))
         now = utcnow()
         delay = retry_delay(video.attempts, self._rng)
-        await self._write(claim, last_error=str(error)[:2000])
         # Still SUBMITTING: the next step looks upstream before it creates anything again.
-        return StepResult(next_check(now, delay, retry_after=error.retry_after))
+        due = next_check(now, delay, retry_after=error.retry_after)
+        return await self._end(claim, due, last_error=str(error)[:2000])
 
     async def _reconcile(self, claim: Claim, video: Video) -> StepResult:
         """A create whose answer we never saw: adopt its job if upstream has it, else retry."""
@@ -165,17 +169,15 @@ class Steps:
     async def _adopt(self, claim: Claim, upstream: UpstreamVideo) -> StepResult:
         state = _state_of(upstream.status)
         now = utcnow()
-        await self._write(
+        return await self._end(
             claim,
+            next_check(now, self._poll_delay(0), poll_after_ms=upstream.poll_after_ms),
             event=(EventKind.SUBMITTED, {"provider_video_id": upstream.id}),
             provider_video_id=upstream.id,
             submitted_at=now,
             job_state=JobState.IN_PROGRESS.value if state.is_terminal else state.value,
             progress=upstream.progress,
             last_error=None,
-        )
-        return StepResult(
-            next_check(now, self._poll_delay(0), poll_after_ms=upstream.poll_after_ms)
         )
 
     def _poll_delay(self, polls: int) -> timedelta:
@@ -212,90 +214,116 @@ class Steps:
             upstream = await self._provider.retrieve(video.provider_video_id)
         except ProviderError as error:
             if not error.retryable:
-                await self._fail(claim, error.code or "upstream_error", str(error))
-                return StepResult(None)
+                return await self._fail(claim, error.code or "upstream_error", str(error))
             errors = int(video.metadata_.get("poll_errors", 0))
-            await self._write(
+            return await self._end(
                 claim,
+                next_check(now, retry_delay(errors, self._rng), retry_after=error.retry_after),
                 last_error=str(error)[:2000],
                 metadata_={**video.metadata_, "poll_errors": errors + 1},
             )
-            delay = retry_delay(errors, self._rng)
-            return StepResult(next_check(now, delay, retry_after=error.retry_after))
         if upstream.status is UpstreamStatus.FAILED:
-            await self._fail(
+            return await self._fail(
                 claim,
                 upstream.error_code or "video_generation_failed",
                 upstream.error_message or "The provider could not make this video",
             )
-            return StepResult(None)
         if upstream.status is UpstreamStatus.COMPLETED:
             return await self._archive(claim, video, upstream)
-        await self._write(
+        delay = self._poll_delay(polls)
+        return await self._end(
             claim,
+            next_check(now, delay, poll_after_ms=upstream.poll_after_ms),
             progressed=upstream.progress != video.progress,
             job_state=_state_of(upstream.status).value,
             progress=upstream.progress,
             metadata_={**video.metadata_, "polls": polls + 1, "poll_errors": 0},
         )
-        delay = self._poll_delay(polls)
-        return StepResult(next_check(now, delay, poll_after_ms=upstream.poll_after_ms))
 
     # --- archive ------------------------------------------------------------------------
 
     async def _archive(self, claim: Claim, video: Video, upstream: UpstreamVideo) -> StepResult:
-        now = utcnow()
-        if JobState(video.job_state) is not JobState.DOWNLOADING:
-            await self._write(
-                claim,
-                event=(EventKind.COMPLETED, {}),
-                job_state=JobState.DOWNLOADING.value,
-                progress=100,
-                completed_at=upstream.completed_at or now,
-                expires_at=upstream.expires_at,
-            )
+        """Copy the outputs into storage and finish; on the happy path that is one write.
+
+        Nothing is written before the downloads: a crash mid-download leaves the video as
+        it was, and the next claim asks upstream again and starts over.
+        """
+        completion = {
+            "progress": 100,
+            "completed_at": video.completed_at or upstream.completed_at or utcnow(),
+            "expires_at": upstream.expires_at,
+        }
+        try:
+            downloaded = await self._download(upstream.id, video.id)
+        except (ProviderError, StorageError) as error:
+            return await self._archive_failed(claim, video, upstream, error, completion)
         columns: dict[str, Any] = {}
-        for variant in Variant:
-            try:
-                stored = await archive_variant(
-                    self._provider, self._storage, upstream.id, video.id, variant
-                )
-            except (ProviderError, StorageError) as error:
-                if variant is not Variant.VIDEO:
-                    log.warning("variant not archived", video_id=video.id, variant=variant)
-                    continue
-                return await self._archive_failed(claim, video, upstream, error)
-            columns |= {
-                f"{variant.value}_key": stored.key,
-                f"{variant.value}_bytes": stored.size,
-                f"{variant.value}_sha256": stored.sha256,
-            }
-        await self._finish(claim, columns)
-        return StepResult(None)
+        try:
+            # A holder that stalled past its lease (or a video cancelled meanwhile) must not
+            # put objects back where a clean-up may already have removed them.
+            await self._check_held(claim)
+            for variant in list(downloaded):
+                key = archive_key(video.id, variant)
+                stored = await self._storage.commit(downloaded[variant], key)
+                del downloaded[variant]  # committed: nothing left to clean up
+                columns |= {
+                    f"{variant.value}_key": stored.key,
+                    f"{variant.value}_bytes": stored.size,
+                    f"{variant.value}_sha256": stored.sha256,
+                }
+        finally:
+            for temporary in downloaded.values():
+                await self._storage.delete(temporary.key)
+        return await self._finish(claim, video, columns | completion)
+
+    async def _download(self, upstream_id: str, video_id: str) -> dict[Variant, StoredObject]:
+        """Every variant into a checked temporary object; a missing extra is only logged."""
+        downloaded: dict[Variant, StoredObject] = {}
+        try:
+            for variant in Variant:
+                try:
+                    downloaded[variant] = await download_variant(
+                        self._provider, self._storage, upstream_id, variant
+                    )
+                except (ProviderError, StorageError):
+                    if variant is Variant.VIDEO:
+                        raise
+                    log.warning("variant not archived", video_id=video_id, variant=variant)
+        except BaseException:
+            for temporary in downloaded.values():
+                await self._storage.delete(temporary.key)
+            raise
+        return downloaded
 
     async def _archive_failed(
-        self, claim: Claim, video: Video, upstream: UpstreamVideo, error: Exception
+        self,
+        claim: Claim,
+        video: Video,
+        upstream: UpstreamVideo,
+        error: Exception,
+        completion: dict[str, Any],
     ) -> StepResult:
         now = utcnow()
         if upstream.expires_at is not None and now >= upstream.expires_at:
-            await self._fail(
+            return await self._fail(
                 claim,
                 "expired",
                 "Upstream deleted the video before it could be archived",
                 state=JobState.EXPIRED,
             )
-            return StepResult(None)
-        polls = int(video.metadata_.get("archive_failures", 0))
-        await self._write(
+        failures = int(video.metadata_.get("archive_failures", 0))
+        first = JobState(video.job_state) is not JobState.DOWNLOADING
+        return await self._end(
             claim,
+            next_check(now, retry_delay(failures, self._rng), expires_at=upstream.expires_at),
+            event=(EventKind.COMPLETED, {}) if first else None,
+            job_state=JobState.DOWNLOADING.value,
             last_error=str(error)[:2000],
-            metadata_={**video.metadata_, "archive_failures": polls + 1},
-        )
-        return StepResult(
-            next_check(now, retry_delay(polls, self._rng), expires_at=upstream.expires_at)
+            metadata_={**video.metadata_, "archive_failures": failures + 1},
+            **completion,
         )
 
-    async def _finish(self, claim: Claim, columns: dict[str, Any]) -> None:
+    async def _finish(self, claim: Claim, before: Video, columns: dict[str, Any]) -> StepResult:
         async with self._database.session() as session, session.begin():
             video = await _guarded(
                 session,
@@ -304,18 +332,22 @@ class Steps:
                 archived_at=utcnow(),
                 last_error=None,
                 **columns,
+                **released(None),
             )
             price = self._provider.spec.model(video.model).price(video.size, video.seconds)
             await ledger.settle(session, video, price)
+            if JobState(before.job_state) is not JobState.DOWNLOADING:
+                session.add(VideoEvent(video_id=video.id, kind=EventKind.COMPLETED, data={}))
             sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
             session.add(VideoEvent(video_id=video.id, kind=EventKind.ARCHIVED, data=sizes))
             await outbound.emit(session, video, EventType.VIDEO_COMPLETED)
+        return StepResult(None, released=True)
 
     # --- endings ------------------------------------------------------------------------
 
     async def _fail(
         self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
-    ) -> None:
+    ) -> StepResult:
         async with self._database.session() as session, session.begin():
             video = await _guarded(
                 session,
@@ -323,6 +355,7 @@ class Steps:
                 job_state=state.value,
                 error_code=code[:80],
                 error_message=message[:2000],
+                **released(None),
             )
             # Upstream charges nothing for a job that failed, so neither do we.
             await ledger.refund(session, video)
@@ -334,6 +367,7 @@ class Steps:
                 )
             )
             await outbound.emit(session, video, EventType.VIDEO_FAILED)
+        return StepResult(None, released=True)
 
     async def _clean_up(self, claim: Claim, video: Video) -> StepResult:
         """After a cancel or delete: drop the upstream job, and a deleted video's archive."""
@@ -343,12 +377,13 @@ class Steps:
             except ProviderError as error:
                 if error.status != 404:
                     # Upstream deletes only finished jobs (`video_not_ready`): come back later.
-                    polls = int(video.metadata_.get("cleanup_attempts", 0))
-                    await self._write(
-                        claim, metadata_={**video.metadata_, "cleanup_attempts": polls + 1}
-                    )
-                    if polls < MAX_CLEANUP_ATTEMPTS:
-                        return StepResult(utcnow() + retry_delay(polls, self._rng))
+                    attempts = int(video.metadata_.get("cleanup_attempts", 0))
+                    if attempts < MAX_CLEANUP_ATTEMPTS:
+                        return await self._end(
+                            claim,
+                            utcnow() + retry_delay(attempts, self._rng),
+                            metadata_={**video.metadata_, "cleanup_attempts": attempts + 1},
+                        )
                     log.warning("giving up deleting upstream", video_id=video.id)
         if video.deleted_at is not None:
             for variant in Variant:
@@ -360,6 +395,21 @@ class Steps:
         return StepResult(None)
 
     # --- persistence --------------------------------------------------------------------
+
+    async def _end(
+        self,
+        claim: Claim,
+        next_check_at: datetime | None,
+        *,
+        event: tuple[EventKind, dict[str, Any]] | None = None,
+        progressed: bool = False,
+        **values: Any,
+    ) -> StepResult:
+        """The step's last write: its changes, the next check and the lease given back at once."""
+        await self._write(
+            claim, event=event, progressed=progressed, **values, **released(next_check_at)
+        )
+        return StepResult(next_check_at, released=True)
 
     async def _write(
         self,
@@ -376,11 +426,13 @@ class Steps:
             if progressed:
                 await outbound.emit(session, video, EventType.VIDEO_PROGRESS)
 
-    async def _load(self, claim: Claim) -> Video:
-        video = await self._get(claim.video_id)
-        if video is None or video.lease_version != claim.version:
+    async def _check_held(self, claim: Claim) -> None:
+        async with self._database.session() as session:
+            version = await session.scalar(
+                select(Video.lease_version).where(Video.id == claim.video_id)
+            )
+        if version != claim.version:
             raise LeaseLost(claim.video_id)
-        return video
 
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:
@@ -389,14 +441,13 @@ class Steps:
 
 async def _guarded(session: AsyncSession, claim: Claim, **values: Any) -> Video:
     """Apply `values` only while the claim's fencing token is still the video's."""
-    result = await session.execute(
+    video: Video | None = await session.scalar(
         update(Video)
         .where(Video.id == claim.video_id, Video.lease_version == claim.version)
         .values(**values, updated_at=utcnow())
+        .returning(Video),
+        execution_options={"populate_existing": True},
     )
-    if not getattr(result, "rowcount", 0):
-        raise LeaseLost(claim.video_id)
-    video = await session.get(Video, claim.video_id, populate_existing=True)
     if video is None:
         raise LeaseLost(claim.video_id)
     return video
