@@ -137,9 +137,10 @@ async def make_due(database: Database) -> None:
         )
 
 
-async def bare_claims(database: Database, count: int) -> float:
-    """Seconds for `count` claim+release round trips of one row each."""
+async def bare_claims(database: Database, count: int) -> tuple[float, float]:
+    """(Wall seconds, CPU seconds) for `count` claim+release round trips of one row each."""
     start = time.perf_counter()
+    cpu = time.process_time()
     done = 0
     while done < count:
         claims = await claim_due(
@@ -149,7 +150,7 @@ async def bare_claims(database: Database, count: int) -> float:
             raise RuntimeError(f"only {done} of {count} rows were due")
         await release(database, claims[0], next_check_at=None)
         done += 1
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 async def unfinished(database: Database) -> int:
@@ -259,7 +260,8 @@ async def run_engines(
     concurrency: int,
     limit: float,
     webhooks: tuple[int, InboundWebhooks] | None = None,
-) -> float:
+) -> tuple[float, float]:
+    """(Wall seconds, CPU seconds of this process) for the engines to finish every video."""
     storage = open_storage("memory://")
     providers = [upstream.provider() for _ in range(engines)]
     config = EngineConfig(concurrency=concurrency, lease=timedelta(seconds=60), idle_seconds=0.02)
@@ -280,6 +282,7 @@ async def run_engines(
     ]
     stopping = anyio.Event()
     start = time.perf_counter()
+    cpu = time.process_time()
     try:
         async with anyio.create_task_group() as group:
             receiver = None
@@ -307,18 +310,20 @@ async def run_engines(
                         break
                     await anyio.sleep(0.02)
             elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu
             stopping.set()
             if receiver is not None:
                 receiver.stop()
     finally:
         for provider in providers:
             await provider.aclose()
-    return elapsed
+    return elapsed, cpu
 
 
 @dataclass(frozen=True)
 class Outcome:
     seconds: float
+    cpu_seconds: float
     states: Counter[str]
     double: int
     jobs: int
@@ -330,7 +335,7 @@ class Outcome:
 
 
 async def outcome(
-    database: Database, ids: list[str], upstream: Upstream, seconds: float
+    database: Database, ids: list[str], upstream: Upstream, times: tuple[float, float]
 ) -> Outcome:
     async with database.session() as session:
         rows = (
@@ -344,7 +349,8 @@ async def outcome(
         count - 1 for count in referenced.values() if count > 1
     )
     return Outcome(
-        seconds=seconds,
+        seconds=times[0],
+        cpu_seconds=times[1],
         states=Counter(state for state, _ in rows),
         double=double,
         jobs=len(jobs),
@@ -358,24 +364,24 @@ async def bench(args: argparse.Namespace) -> None:
         database = Database(url)
         try:
             ids = await seed(database, args.videos, "polling")
-            claim_seconds = await bare_claims(database, len(ids))
+            claim_times = await bare_claims(database, len(ids))
             await make_due(database)
             with upstream_process() as upstream:
-                seconds = await run_engines(
+                times = await run_engines(
                     database,
                     upstream,
                     engines=args.engines,
                     concurrency=args.concurrency,
                     limit=args.timeout,
                 )
-                polling = await outcome(database, ids, upstream, seconds)
+                polling = await outcome(database, ids, upstream, times)
             hooked_ids = await seed(database, args.videos, "webhooks")
             secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
             port = free_port()
             inbound = InboundWebhooks(database, provider="emulator", secret=secret)
             hook_url = f"http://127.0.0.1:{port}/webhooks/emulator"
             with upstream_process(hook_url, secret) as upstream:
-                seconds = await run_engines(
+                times = await run_engines(
                     database,
                     upstream,
                     engines=args.engines,
@@ -383,15 +389,20 @@ async def bench(args: argparse.Namespace) -> None:
                     limit=args.timeout,
                     webhooks=(port, inbound),
                 )
-                hooked = await outcome(database, hooked_ids, upstream, seconds)
+                hooked = await outcome(database, hooked_ids, upstream, times)
         finally:
             await database.close()
-    report(args, dialect, len(ids) / claim_seconds, polling, hooked)
+    report(args, dialect, claim_times, polling, hooked)
 
 
 def report(
-    args: argparse.Namespace, dialect: str, claim_rate: float, polling: Outcome, hooked: Outcome
+    args: argparse.Namespace,
+    dialect: str,
+    claim_times: tuple[float, float],
+    polling: Outcome,
+    hooked: Outcome,
 ) -> None:
+    claim_rate = args.videos / claim_times[0]
     engine_rate = args.videos / polling.seconds
     print(
         f"\nReelforge job engine on {dialect}: {args.videos} videos per run, {args.engines} "
@@ -402,6 +413,11 @@ def report(
         ("bare claim_due+release (1 row, serial)", f"{claim_rate:8.1f} rows/s"),
         ("engine, end to end (polling)", f"{engine_rate:8.1f} videos/s"),
         ("  ratio engine / bare claim", f"{engine_rate / claim_rate:8.2f}"),
+        ("CPU per claim+release (bare)", f"{1000 * claim_times[1] / args.videos:8.1f} ms"),
+        (
+            "CPU per video (engine, this process)",
+            f"{1000 * polling.cpu_seconds / args.videos:8.1f} ms",
+        ),
         (
             "  goal: engine >= 1/2 bare claim rate",
             "met" if engine_rate >= claim_rate / 2 else "NOT met",

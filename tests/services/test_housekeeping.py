@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from reelforge.db.engine import Database
-from reelforge.db.models import LedgerEntry, Video, VideoEvent
+from reelforge.db.models import LedgerEntry, Video, VideoEvent, WebhookDelivery, WebhookReceipt
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.services.housekeeping import Housekeeping
+from reelforge.services.outbound import Webhooks
 from reelforge.storage import Storage, open_storage
 
 pytestmark = pytest.mark.anyio
@@ -235,3 +236,51 @@ async def test_a_key_that_is_not_the_videos_own_is_forgotten_but_not_deleted(
     assert await keys(storage) == set(survivor_objects) | {stray_objects[0]}
     assert (await load(database, stray_id)).video_key is None
     assert (await load(database, survivor_id)).video_key == survivor_objects[0]
+
+
+# --- webhook records --------------------------------------------------------------------
+
+
+async def test_old_webhook_receipts_and_finished_deliveries_are_pruned(
+    housekeeping: Housekeeping, database: Database, ada: Account
+) -> None:
+    now = utcnow()
+    old, recent = now - timedelta(days=40), now - timedelta(hours=1)
+    endpoint, _ = await Webhooks(database).create_endpoint(ada, "https://hooks.example.org/in")
+    async with database.session() as session, session.begin():
+        for number, when in enumerate((old, recent)):
+            session.add(
+                WebhookReceipt(
+                    provider="emulator",
+                    webhook_id=f"msg_{number}",
+                    event_type="video.completed",
+                    received_at=when,
+                )
+            )
+        for status, when in [
+            ("delivered", old),
+            ("failed", old),
+            ("pending", old),  # still owed, however old
+            ("delivered", recent),
+        ]:
+            session.add(
+                WebhookDelivery(
+                    id=f"wh_{uuid.uuid4().hex[:12]}",
+                    endpoint_id=endpoint.id,
+                    event_id=f"evt_{uuid.uuid4().hex[:12]}",
+                    event_type="video.completed",
+                    status=status,
+                    created_at=when,
+                )
+            )
+
+    assert await housekeeping.prune_webhook_records(now) == 3
+
+    async with database.session() as session:
+        receipts = (await session.scalars(select(WebhookReceipt.webhook_id))).all()
+        left = (
+            await session.execute(select(WebhookDelivery.status, WebhookDelivery.created_at))
+        ).all()
+    assert receipts == ["msg_1"]
+    assert sorted(status for status, _ in left) == ["delivered", "pending"]
+    assert await housekeeping.prune_webhook_records(now) == 0

@@ -16,10 +16,13 @@ from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.quotas import LimitExceededError
 from reelforge.logs import get_logger
+from reelforge.storage import ObjectNotFoundError, StorageError, StorageFullError
 
 log = get_logger("reelforge.api")
 
 GATEWAY_PREFIX = "/v1/"
+# What a 503 for unreachable storage asks clients to wait before trying again.
+STORAGE_RETRY_AFTER_SECONDS = 30
 
 # The protocol's `type` for each status, as OpenAI's own errors carry it.
 _PROTOCOL_TYPES = {
@@ -33,6 +36,7 @@ _PROTOCOL_TYPES = {
     429: "requests",
     500: "server_error",
     503: "server_error",
+    507: "server_error",
 }
 
 
@@ -148,6 +152,32 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         return error_response(request, ApiError(exc.status_code, code, exc.detail, headers=headers))
 
+    async def storage_failed(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StorageError)
+        if isinstance(exc, ObjectNotFoundError):
+            # An object the database names is gone: our bug or lost data, not an outage.
+            return await crash(request, exc)
+        # The store's own message names paths and buckets: it goes to the log, not the caller.
+        log.warning("storage failed", path=request.url.path, error=str(exc)[:500])
+        if isinstance(exc, StorageFullError):
+            return error_response(
+                request,
+                ApiError(
+                    507,
+                    "storage_full",
+                    "The server has no room left to store this request; try again later",
+                ),
+            )
+        return error_response(
+            request,
+            ApiError(
+                503,
+                "storage_unavailable",
+                "The server's storage is unavailable; try again later",
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+            ),
+        )
+
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return error_response(request, ApiError(500, "internal_error", "Internal server error"))
@@ -157,6 +187,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, not_found)
     app.add_exception_handler(ConflictError, conflict)
     app.add_exception_handler(LimitExceededError, limit_exceeded)
+    app.add_exception_handler(StorageError, storage_failed)
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crash)

@@ -1,4 +1,5 @@
-"""Housekeeping the engine runs periodically: stale temporaries and purged deleted videos.
+"""Housekeeping the engine runs periodically: stale temporaries, purged deleted videos and old
+webhook records.
 
 Both tasks are idempotent and bounded per run, so any number of workers may run them at once
 and a crash half-way through is finished by the next run.
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from reelforge.db.engine import Database
-from reelforge.db.models import Video
+from reelforge.db.models import Video, WebhookDelivery, WebhookReceipt
 from reelforge.domain.clock import utcnow
+from reelforge.domain.webhooks import DeliveryStatus
 from reelforge.logs import get_logger
 from reelforge.storage import TEMPORARY_PREFIX, Storage
 
@@ -31,12 +33,18 @@ class Housekeeping:
         *,
         temporary_ttl: timedelta = timedelta(minutes=60),
         deleted_retention: timedelta = timedelta(days=7),
+        receipt_retention: timedelta = timedelta(days=1),
+        delivery_retention: timedelta = timedelta(days=30),
         batch: int = 100,
     ) -> None:
         self._database = database
         self._storage = storage
         self._temporary_ttl = temporary_ttl
         self._deleted_retention = deleted_retention
+        # Receipts dedupe redeliveries, which signatures only accept within minutes of sending;
+        # a day is ample. Finished deliveries are the log users list and replay.
+        self._receipt_retention = receipt_retention
+        self._delivery_retention = delivery_retention
         self._batch = batch
 
     async def remove_stale_temporaries(self, now: datetime | None = None) -> int:
@@ -58,9 +66,34 @@ class Housekeeping:
                 stale.append(info.key)
         for key in stale:
             await self._storage.delete(key)
-        if stale:
-            log.info("removed stale temporaries", count=len(stale))
-        return len(stale)
+        removed = len(stale)
+        removed += await self._storage.remove_abandoned_uploads(TEMPORARY_PREFIX, cutoff)
+        if removed:
+            log.info("removed stale temporaries", count=removed)
+        return removed
+
+    async def prune_webhook_records(self, now: datetime | None = None) -> int:
+        """Forget old webhook receipts and finished deliveries; return how many rows went.
+
+        Pending deliveries stay whatever their age: they are still owed.
+        """
+        now = now or utcnow()
+        async with self._database.session() as session, session.begin():
+            receipts = await session.execute(
+                delete(WebhookReceipt).where(
+                    WebhookReceipt.received_at < now - self._receipt_retention
+                )
+            )
+            deliveries = await session.execute(
+                delete(WebhookDelivery).where(
+                    WebhookDelivery.status != DeliveryStatus.PENDING.value,
+                    WebhookDelivery.created_at < now - self._delivery_retention,
+                )
+            )
+        removed = int(getattr(receipts, "rowcount", 0)) + int(getattr(deliveries, "rowcount", 0))
+        if removed:
+            log.info("pruned webhook records", count=removed)
+        return removed
 
     async def purge_deleted(self, now: datetime | None = None) -> int:
         """Make sure long-deleted videos hold no archived objects; return how many were purged.

@@ -9,6 +9,7 @@ from reelforge.storage.objects import (
     ObjectStream,
     Storage,
     StorageError,
+    StorageFullError,
     StoredObject,
 )
 from reelforge.storage.open import open_storage
@@ -22,6 +23,7 @@ __all__ = [
     "ObjectStream",
     "Storage",
     "StorageError",
+    "StorageFullError",
     "StoredObject",
     "open_storage",
     "validate_key",

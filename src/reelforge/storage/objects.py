@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import anyio.to_thread
 import obstore
 import obstore.exceptions
-from obstore.store import S3Store
+from obstore.store import LocalStore, S3Store
 
 from reelforge.storage.keys import validate_key
 
@@ -35,6 +38,20 @@ class ObjectNotFoundError(StorageError, LookupError):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"no object at {key!r}")
+
+
+class StorageFullError(StorageError):
+    """The store has no room left (a full disk or quota); freeing space makes it work again."""
+
+
+# How obstore's local store reports ENOSPC and EDQUOT: only in its message (a GenericError).
+_FULL = re.compile(
+    r"\(os error (28|122)\)|StorageFull|No space left on device|quota exceeded", re.I
+)
+
+
+# A local store's staging name for a write in progress: the key, `#`, a counter.
+_STAGING = re.compile(r".+#[0-9]+")
 
 
 class IntegrityError(StorageError):
@@ -182,6 +199,20 @@ class Storage:
                     etag=meta["e_tag"],
                 )
 
+    async def remove_abandoned_uploads(self, prefix: str, older_than: datetime) -> int:
+        """Delete what uploads killed mid-stream left under `prefix`; return how many.
+
+        A local store stages a streamed write as `<key>#<n>` and renames it when the write
+        ends; a killed writer leaves the staging file, which listings (and so `delete`) never
+        see. On S3 the same crash leaves an incomplete multipart upload: that is the bucket's
+        job (an AbortIncompleteMultipartUpload lifecycle rule), so other stores return 0.
+        """
+        if not isinstance(self._store, LocalStore) or self._store.prefix is None:
+            return 0
+        validate_key(prefix)
+        directory = Path(self._store.prefix) / prefix
+        return await anyio.to_thread.run_sync(_remove_staging_files, directory, older_than)
+
     async def presigned_url(self, key: str, expires_in: timedelta) -> str | None:
         """A time-limited GET URL straight to the bucket, or None when the store can't sign."""
         validate_key(key)
@@ -203,6 +234,8 @@ class Storage:
         except FileNotFoundError as error:
             raise ObjectNotFoundError(key) from error
         except obstore.exceptions.BaseError as error:
+            if _FULL.search(str(error)):
+                raise StorageFullError(str(error)) from error
             raise StorageError(str(error)) from error
 
 
@@ -223,3 +256,13 @@ async def _stream(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
 async def _no_chunks() -> AsyncIterator[bytes]:
     return
     yield b""
+
+
+def _remove_staging_files(directory: Path, older_than: datetime) -> int:
+    removed = 0
+    cutoff = older_than.timestamp()
+    for path in directory.glob("*#*"):
+        if _STAGING.fullmatch(path.name) and path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -53,6 +53,7 @@ def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None 
             Every(DELIVERY_SECONDS, runtime.deliverer.deliver_due),
             Every(HOUSEKEEPING_SECONDS, housekeeping.remove_stale_temporaries),
             Every(HOUSEKEEPING_SECONDS, housekeeping.purge_deleted),
+            Every(HOUSEKEEPING_SECONDS, housekeeping.prune_webhook_records),
         ],
     )
 

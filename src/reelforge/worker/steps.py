@@ -21,7 +21,7 @@ from reelforge.db.claim import Claim, LeaseLost, released
 from reelforge.db.engine import Database
 from reelforge.db.models import Video, VideoEvent
 from reelforge.domain.clock import utcnow
-from reelforge.domain.schedule import next_check, poll_delay, retry_delay
+from reelforge.domain.schedule import EXPIRY_MARGIN, next_check, poll_delay, retry_delay
 from reelforge.domain.states import JobState
 from reelforge.domain.upstream import (
     CreateRequest,
@@ -254,7 +254,7 @@ class Steps:
             "expires_at": upstream.expires_at,
         }
         try:
-            downloaded = await self._download(upstream.id, video.id)
+            downloaded = await self._download(upstream, video.id)
         except (ProviderError, StorageError) as error:
             return await self._archive_failed(claim, video, upstream, error, completion)
         columns: dict[str, Any] = {}
@@ -276,17 +276,28 @@ class Steps:
                 await self._storage.delete(temporary.key)
         return await self._finish(claim, video, columns | completion)
 
-    async def _download(self, upstream_id: str, video_id: str) -> dict[Variant, StoredObject]:
-        """Every variant into a checked temporary object; a missing extra is only logged."""
+    async def _download(
+        self, upstream: UpstreamVideo, video_id: str
+    ) -> dict[Variant, StoredObject]:
+        """Every variant into a checked temporary object.
+
+        A thumbnail or spritesheet upstream doesn't have (a 4xx) is done without; one that
+        failed for a reason that passes (a full disk, a 5xx) fails the archive so it is tried
+        again, until expiry is near: then the video alone is better than nothing.
+        """
+        near_expiry = (
+            upstream.expires_at is not None and utcnow() >= upstream.expires_at - EXPIRY_MARGIN
+        )
         downloaded: dict[Variant, StoredObject] = {}
         try:
             for variant in Variant:
                 try:
                     downloaded[variant] = await download_variant(
-                        self._provider, self._storage, upstream_id, variant
+                        self._provider, self._storage, upstream.id, variant
                     )
-                except (ProviderError, StorageError):
-                    if variant is Variant.VIDEO:
+                except (ProviderError, StorageError) as error:
+                    missing = isinstance(error, ProviderError) and not error.retryable
+                    if variant is Variant.VIDEO or not (missing or near_expiry):
                         raise
                     log.warning("variant not archived", video_id=video_id, variant=variant)
         except BaseException:
