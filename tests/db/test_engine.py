@@ -1,15 +1,16 @@
-"""The database handle: SQLite pragmas and timezone-aware datetimes on both dialects."""
+"""The database handle: SQLite pragmas and write queueing, timezone-aware datetimes on both."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import anyio
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from reelforge.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
-from reelforge.db.models import ApiKey, User
+from reelforge.db.models import ApiKey, User, WebhookReceipt
 
 pytestmark = pytest.mark.anyio
 
@@ -25,6 +26,41 @@ async def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(sqlite_ur
         await database.close()
 
     assert (journal, foreign_keys, busy) == ("wal", 1, SQLITE_BUSY_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_writers_in_one_process_queue_rather_than_time_out(
+    migrated_url: str,
+) -> None:
+    # Twenty transactions that each hold the write lock for 50 ms, all at once, with SQLite's
+    # own wait cut to 200 ms: left to SQLite's busy handler most would fail "database is
+    # locked"; queued in the process, each waits its turn and all commit.
+    database = Database(migrated_url, pool_size=20, max_overflow=0)
+    failures: list[Exception] = []
+
+    async def writer(number: int) -> None:
+        try:
+            async with database.session() as session, session.begin():
+                await session.execute(text("PRAGMA busy_timeout=200"))
+                session.add(
+                    WebhookReceipt(provider="p", webhook_id=f"msg_{number}", event_type="t")
+                )
+                await session.flush()
+                await anyio.sleep(0.05)
+        except Exception as error:
+            failures.append(error)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for number in range(20):
+                group.start_soon(writer, number)
+        async with database.session() as session:
+            rows = (await session.scalars(select(WebhookReceipt.webhook_id))).all()
+    finally:
+        await database.close()
+
+    assert failures == []
+    assert len(rows) == 20
 
 
 async def test_datetimes_come_back_aware_and_in_utc(migrated_url: str) -> None:

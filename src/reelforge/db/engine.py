@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url, text
+from sqlalchemy.engine import Connection, ExecutionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -26,6 +29,64 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _WriteGate:
+    """One SQLite writer at a time in this process, queued on an asyncio lock.
+
+    SQLite admits one writer per database; a second connection that tries to write waits in
+    SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and gives up after the
+    busy timeout. Under the engine's concurrency that wasted most of a step's time and, now and
+    then, failed a write with "database is locked". Here a connection takes the gate when its
+    transaction first writes (exactly when SQLite would take its write lock) and gives it back
+    when the transaction ends, so writers in one process queue and wake the moment it is free.
+    Other processes still meet SQLite's own lock and its busy timeout.
+    """
+
+    _HELD = "reelforge_write_gate"
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    def install(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        event.listen(sync, "before_cursor_execute", self._before_execute)
+        event.listen(sync, "commit", self._on_end)
+        event.listen(sync, "rollback", self._on_end)
+        for name in ("reset", "checkin", "invalidate", "close"):
+            event.listen(sync.pool, name, self._on_pool_end)
+
+    def _before_execute(
+        self,
+        connection: Connection,
+        _cursor: Any,
+        statement: str,
+        _parameters: Any,
+        _context: ExecutionContext | None,
+        _executemany: bool,
+    ) -> None:
+        if connection.info.get(self._HELD) or not _writes(statement):
+            return
+        await_only(self._lock.acquire())
+        connection.info[self._HELD] = True
+
+    def _on_end(self, connection: Connection) -> None:
+        self._release(connection.info)
+
+    def _on_pool_end(self, _dbapi: Any, record: Any, *_rest: Any) -> None:
+        if record is not None:
+            self._release(record.info)
+
+    def _release(self, info: dict[Any, Any]) -> None:
+        if info.pop(self._HELD, False):
+            self._lock.release()
+
+
+_WRITES = ("BEGIN IMMEDIATE", "INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _writes(statement: str) -> bool:
+    return statement.lstrip()[:16].upper().startswith(_WRITES)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`; SQLite gets its directory created and its pragmas set."""
     parsed = make_url(url)
@@ -34,6 +95,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        _WriteGate().install(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
