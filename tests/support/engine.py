@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +14,28 @@ from sqlalchemy import select
 from reelforge.db.engine import Database
 from reelforge.db.models import LedgerEntry, Video
 from reelforge.domain.states import JobState
+from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.worker.engine import Engine
+
+
+def tiny_assets(prompt: str, *, video_blocks: int = 256) -> RenderedAssets:
+    """Small fixed assets, distinct per prompt, so engine tests measure the engine, not x264.
+
+    The video is 12 + 32 * `video_blocks` bytes (8 KiB and a bit by default).
+    """
+    seed = hashlib.sha256(prompt.encode()).digest()
+    return RenderedAssets(
+        video=b"\x00\x00\x00\x18ftypmp42" + seed * video_blocks,
+        thumbnail=b"RIFF\x00\x00\x00\x00WEBP" + seed,
+        spritesheet=b"\xff\xd8\xff\xe0" + seed,
+    )
+
+
+def tiny_renderer(spec: RenderSpec, progress: Callable[[float], None] | None = None) -> Any:
+    """The emulator's renderer, swapped for `tiny_assets`."""
+    if progress is not None:
+        progress(1.0)
+    return tiny_assets(spec.prompt)
 
 
 async def run_until_settled(engines: list[Engine], database: Database, seconds: float = 60) -> None:

@@ -29,7 +29,6 @@ from reelforge.domain import catalog
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.emulator.app import create_emulator_app
-from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.emulator.server import running
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.emulator.webhooks import WebhookSender
@@ -43,7 +42,7 @@ from reelforge.storage import Storage, open_storage
 from reelforge.worker.engine import Engine, EngineConfig
 from reelforge.worker.steps import WEBHOOK_SAFETY_POLL, Steps
 from tests.support.api import BASE_URL, callers, runtime_of
-from tests.support.engine import upstream_jobs, video_row
+from tests.support.engine import tiny_renderer, upstream_jobs, video_row
 from tests.support.invariants import check_invariants
 from tests.support.proxy import fault_proxy
 from tests.support.redis_server import redis_server
@@ -59,18 +58,6 @@ EVENTUALLY = 60.0
 
 TINY_VIDEO_BYTES = 12 + 32 * 256  # 8 KiB and a bit: three tmpfs pages
 PAGE = 4096
-
-
-def tiny_renderer(spec: RenderSpec, progress: Callable[[float], None] | None = None) -> Any:
-    """Small fixed assets (distinct per prompt), so these tests measure the engine, not x264."""
-    seed = hashlib.sha256(spec.prompt.encode()).digest()
-    if progress is not None:
-        progress(1.0)
-    return RenderedAssets(
-        video=b"\x00\x00\x00\x18ftypmp42" + seed * 256,  # TINY_VIDEO_BYTES
-        thumbnail=b"RIFF\x00\x00\x00\x00WEBP" + seed,
-        spritesheet=b"\xff\xd8\xff\xe0" + seed,
-    )
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ with the whole-system invariants (tests/support/invariants.py)."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +20,6 @@ from reelforge.domain import catalog
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.emulator.app import create_emulator_app
-from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.emulator.server import running
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.providers.openai import OpenAIProvider
@@ -30,24 +28,12 @@ from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import Storage
 from reelforge.worker.engine import Engine, EngineConfig
 from reelforge.worker.steps import Steps
-from tests.support.engine import run_until_settled, video_row
+from tests.support.engine import run_until_settled, tiny_renderer, video_row
 from tests.support.invariants import check_invariants
 
 pytestmark = pytest.mark.anyio
 
 SHORT = timedelta(seconds=1)
-
-
-def tiny_renderer(spec: RenderSpec, progress: Callable[[float], None] | None = None) -> Any:
-    """Small fixed assets (distinct per prompt), so these tests measure the engine, not x264."""
-    seed = hashlib.sha256(spec.prompt.encode()).digest()
-    if progress is not None:
-        progress(1.0)
-    return RenderedAssets(
-        video=b"\x00\x00\x00\x18ftypmp42" + seed * 256,  # 8 KiB and a bit
-        thumbnail=b"RIFF\x00\x00\x00\x00WEBP" + seed,
-        spritesheet=b"\xff\xd8\xff\xe0" + seed,
-    )
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from reelforge.emulator.settings import EmulatorSettings
 from reelforge.services.housekeeping import Housekeeping
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import Storage, open_storage
-from tests.support.engine import video_row
+from tests.support.engine import tiny_assets, video_row
 from tests.support.hanging_commit import MARKER_ENV
 from tests.support.invariants import check_invariants
 from tests.support.processes import (
@@ -55,26 +55,21 @@ TAKEOVER_SECONDS = START_SECONDS + LEASE_SECONDS
 TEMPORARY_TTL = timedelta(minutes=60)
 
 
-def tiny_assets(prompt: str) -> RenderedAssets:
-    """Small fixed assets, distinct per prompt, so these tests measure the worker, not x264."""
-    seed = hashlib.sha256(prompt.encode()).digest()
-    return RenderedAssets(
-        video=b"\x00\x00\x00\x18ftypmp42" + seed * 512,
-        thumbnail=b"RIFF\x00\x00\x00\x00WEBP" + seed,
-        spritesheet=b"\xff\xd8\xff\xe0" + seed,
-    )
+def slow_enough_assets(prompt: str) -> RenderedAssets:
+    """16 KiB videos: at SLOW_BPS a download lasts ~4 s, time to signal the worker mid-stream."""
+    return tiny_assets(prompt, video_blocks=512)
 
 
-def tiny_renderer(spec: RenderSpec, progress: Callable[[float], None] | None = None) -> Any:
+def renderer(spec: RenderSpec, progress: Callable[[float], None] | None = None) -> Any:
     if progress is not None:
         progress(1.0)
-    return tiny_assets(spec.prompt)
+    return slow_enough_assets(spec.prompt)
 
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FastAPI]:
     """The emulator lives in the test process, so the test can read its ledger and steer it."""
-    app = create_emulator_app(EmulatorSettings(poll_after_ms=0), renderer=tiny_renderer)
+    app = create_emulator_app(EmulatorSettings(poll_after_ms=0), renderer=renderer)
     yield app
     app.state.emulator.close()
 
@@ -141,7 +136,7 @@ async def events_of(database: Database, video_id: str) -> list[str]:
 
 async def assert_archived_whole(storage: Storage, video: Video) -> None:
     """Every variant is archived under its key, byte for byte what upstream rendered."""
-    expected = tiny_assets(parse_tags(video.prompt).text)
+    expected = slow_enough_assets(parse_tags(video.prompt).text)
     for variant in Variant:
         key = getattr(video, f"{variant.value}_key")
         data: bytes = getattr(expected, variant.value)
@@ -300,8 +295,8 @@ async def test_a_worker_killed_before_its_commit_leaves_temporaries_that_houseke
     assert archive == f"videos/{view.id}/video.mp4"
     orphans = await temporaries(storage)
     assert orphan in orphans
-    assert (await storage.head(orphan)).size == len(tiny_assets(prompt).video)
-    whole = {len(getattr(tiny_assets(prompt), variant.value)) for variant in Variant}
+    assert (await storage.head(orphan)).size == len(slow_enough_assets(prompt).video)
+    whole = {len(getattr(slow_enough_assets(prompt), variant.value)) for variant in Variant}
     assert {(await storage.head(key)).size for key in orphans} <= whole
     assert [info.key async for info in storage.list("videos")] == []
     killed = await video_row(database, view.id)

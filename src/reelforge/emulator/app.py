@@ -176,7 +176,7 @@ def _videos_router(emulator: Emulator) -> APIRouter:
     limit = settings.max_upload_bytes
 
     async def answer_created(job: Job) -> JSONResponse:
-        video = job.to_video()  # what upstream decided at creation time
+        video = job.created_view  # what upstream decided at creation time
         delay = emulator.late_create_delay(job.tags)
         if delay:
             # The job exists and runs; only the answer is late (a client timeout loses it).

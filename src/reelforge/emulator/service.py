@@ -208,6 +208,7 @@ class Emulator:
             ttl_seconds=tags.ttl_seconds or self.settings.ttl_seconds,
             planned_failure=self._plan_failure(tags),
         )
+        job.created_view = job.to_video()
         self.store.add(job)
         try:
             self.engine.submit(job)
