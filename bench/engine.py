@@ -73,7 +73,7 @@ from reelforge.domain.upstream import (
 )
 from reelforge.emulator.app import create_emulator_app
 from reelforge.emulator.render import RenderedAssets, RenderSpec
-from reelforge.emulator.server import running
+from reelforge.emulator.server import free_port, running
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.logs import configure_logging
 from reelforge.providers.base import Provider
@@ -248,14 +248,6 @@ def upstream_process(
         process.join(10)
         if process.is_alive():
             process.kill()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class InstantProvider:

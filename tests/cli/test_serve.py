@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,9 @@ from typer.testing import CliRunner
 
 from reelforge.cli.main import app
 from reelforge.db.migrate import head_revision
+from reelforge.emulator.server import free_port
 
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_ready(url: str, deadline: float) -> httpx.Response | None:
@@ -41,7 +34,7 @@ def _wait_ready(url: str, deadline: float) -> httpx.Response | None:
 
 
 def test_serve_answers_ready_within_ten_seconds_on_an_empty_data_dir(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
     env["REELFORGE_DATA_DIR"] = str(tmp_path / "fresh")
     started = time.monotonic()
@@ -90,7 +83,7 @@ def test_migrate_applies_and_rolls_back(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_emulator_serves_the_videos_api_on_its_own(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
     server = subprocess.Popen(
         [sys.executable, "-m", "reelforge.cli.main", "emulator", "--port", str(port)],

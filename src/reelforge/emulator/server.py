@@ -36,7 +36,8 @@ def serve(host: str = "127.0.0.1", port: int = 4010) -> None:
     ).serve()
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
@@ -64,7 +65,7 @@ def running(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[Ru
     Sync clients, timeouts and connection-level faults (truncated bodies) need a real socket;
     in-process transports cannot show them.
     """
-    chosen = port or _free_port(host)
+    chosen = port or free_port(host)
     loop = asyncio.new_event_loop()
     server = Server(
         app,
