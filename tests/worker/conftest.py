@@ -37,12 +37,15 @@ async def make_engine(
     providers = []
 
     def make(
-        timeout: float = 10.0, lease: timedelta = timedelta(seconds=30), concurrency: int = 4
+        timeout: float = 10.0,
+        lease: timedelta = timedelta(seconds=30),
+        concurrency: int = 4,
+        idle_seconds: float = 0.05,
     ) -> Engine:
         provider = emulator_provider(upstream, timeout=timeout)
         providers.append(provider)
         steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
-        config = EngineConfig(concurrency=concurrency, lease=lease, idle_seconds=0.05)
+        config = EngineConfig(concurrency=concurrency, lease=lease, idle_seconds=idle_seconds)
         return Engine(database, steps, config=config, provider_name=provider.name)
 
     yield make

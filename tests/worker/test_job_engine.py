@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import pytest
 import standardwebhooks
 from fastapi import FastAPI
@@ -123,6 +124,23 @@ async def test_two_engines_share_the_work_without_double_claims(
     assert sorted(job["id"] for job in upstream_jobs(upstream)) == sorted(
         row.provider_video_id for row in rows
     )
+
+
+async def test_a_freed_slot_is_filled_at_once_not_after_the_idle_wait(
+    make_engine: Any, videos: Videos, ada: Account, database: Database
+) -> None:
+    ids = [(await videos.create(ada, NewVideo(prompt=f"queue {i}")))[0].id for i in range(3)]
+    # One slot, and an idle wait far longer than the test may take: only the end of a step
+    # can start the next one in time.
+    engine = make_engine(concurrency=1, idle_seconds=120)
+
+    stopping = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(engine.run, stopping)
+        with anyio.fail_after(30):
+            while not all([(await video_row(database, i)).provider_video_id for i in ids]):
+                await anyio.sleep(0.05)
+        stopping.set()
 
 
 async def test_finished_videos_are_announced_to_subscribed_endpoints(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelforge.db.models import ApiKey, User
@@ -62,26 +62,31 @@ async def keys_of(session: AsyncSession, user_id: str) -> Sequence[ApiKey]:
     return (await session.scalars(query)).all()
 
 
+# Built once: every request made with an API key runs it, and building the statement and its
+# cache key cost more CPU than running it.
+_KEY_WITH_OWNER = (
+    select(
+        ApiKey.id.label("key_id"),
+        ApiKey.key_hash,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        User.id,
+        User.email,
+        User.display_name,
+        User.role,
+        User.disabled,
+        User.created_at,
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 async def key_with_owner(session: AsyncSession, prefix: str) -> Row[Any] | None:
     """The key with this prefix and its owner, in one Core query (the hot path of every
     request made with an API key)."""
-    query = (
-        select(
-            ApiKey.id.label("key_id"),
-            ApiKey.key_hash,
-            ApiKey.revoked_at,
-            ApiKey.last_used_at,
-            User.id,
-            User.email,
-            User.display_name,
-            User.role,
-            User.disabled,
-            User.created_at,
-        )
-        .join(User, User.id == ApiKey.user_id)
-        .where(ApiKey.prefix == prefix)
-    )
-    return cast("Row[Any] | None", (await session.execute(query)).first())
+    result = await session.execute(_KEY_WITH_OWNER, {"prefix": prefix})
+    return cast("Row[Any] | None", result.first())
 
 
 def row_to_account(row: Row[Any]) -> Account:

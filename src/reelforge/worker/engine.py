@@ -69,6 +69,7 @@ class Engine:
         self._periodic = periodic or []
         self._wake = anyio.Event()
         self._in_flight = 0
+        self._full = False
         self.owner = worker_name()
 
     def wake(self) -> None:
@@ -101,6 +102,11 @@ class Engine:
 
     async def _claim(self) -> list[Claim]:
         free = self._config.concurrency - self._in_flight
+        if free <= 0:
+            # Every slot is busy: the step that frees one wakes the loop (see `_step`), so
+            # due work waits for a slot and not for the idle timer.
+            self._full = True
+            return []
         try:
             return await claim_due(
                 self._database,
@@ -129,6 +135,9 @@ class Engine:
             await self._retry_later(claim, seconds=10.0)
         finally:
             self._in_flight -= 1
+            if self._full:
+                self._full = False
+                self.wake()
 
     async def _held(self, claim: Claim) -> StepResult:
         """Run the step while a heartbeat extends its lease; losing the lease stops the step."""
