@@ -3,16 +3,19 @@
 Run with `uv run python bench/api.py [--seconds 5] [--rounds 3] [--connections 64 200]`
 (`--database-url postgresql+asyncpg://…` to serve from PostgreSQL instead of the embedded SQLite).
 
-Both apps are served the same way, by granian with one worker on a loopback port: Reelforge as
+All apps are served the same way, by granian with one worker on a loopback port: Reelforge as
 `reelforge serve` runs it (a throwaway data dir, the embedded worker, INFO access logs), the
-hello-world by the same `Granian(...)` call with the same defaults. The data is made the way an
+hello-world by the same `Granian(...)` call with the same defaults. A third server runs the same
+Reelforge app on the same data with its key lookup and video read memoized after their first
+answer ("reads memoized", no worker): the route with no database work left, which bounds what any
+cache could win and is printed as the ceiling. The data is made the way an
 operator would: `reelforge migrate`, `reelforge users create`, `reelforge keys create`, then one
 video created through the API and left to complete before anything is measured.
 
 The load generator runs in its own process: a closed loop over N keep-alive HTTP/1.1
 connections with one request in flight on each, written on asyncio's transports so that a Python
 client keeps up with the hello-world (httpx tops out below it on one core). Each figure is the
-median of the rounds, which alternate the two servers so both see the same machine load. The
+median of the rounds, which alternate the servers so both see the same machine load. The
 CPU columns are measured over the counted window (100 % = one core): a server well below 100 %
 beside a client near 100 % would mean the client is the bottleneck. Goals: at least 60 % of the
 hello-world's rate, and a p99 at 200 connections under twice the hello-world's.
@@ -30,7 +33,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -187,13 +189,51 @@ def _tree_cpu(root: int) -> float:
 # --- the servers --------------------------------------------------------------------------------
 
 
-def _serve_hello(port: int) -> None:
-    """Serve the hello-world as `reelforge serve` serves Reelforge: same class, same defaults."""
+def memoized_app() -> Any:
+    """Reelforge's app as `reelforge serve` builds it, with the key lookup and the video read
+    memoized after their first answer: the same route with no database work left, the ceiling
+    that any cache in front of the database could reach."""
+    from reelforge.api.app import app_from_environment
+
+    return _MemoizeReads(app_from_environment())
+
+
+class _MemoizeReads:
+    """Wraps the app; patches its runtime's reads on the first request (after the lifespan)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.patched = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self.patched:
+            runtime = self.app.state.runtime
+            runtime.keys.authenticate = _memoized(runtime.keys.authenticate)
+            runtime.videos.get = _memoized(runtime.videos.get)
+            self.patched = True
+        await self.app(scope, receive, send)
+
+
+def _memoized(read: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+    answers: dict[tuple[object, ...], object] = {}
+
+    async def memoized(*args: object) -> object:
+        key = tuple(getattr(arg, "id", arg) for arg in args)
+        if key not in answers:
+            answers[key] = await read(*args)
+        return answers[key]
+
+    return memoized
+
+
+def _serve(factory: str, port: int) -> None:
+    """Serve one of this script's app factories as `reelforge serve` serves Reelforge: same
+    class, same defaults."""
     from granian import Granian
     from granian.constants import Interfaces
 
     Granian(
-        target="api:hello_app",
+        target=f"api:{factory}",
         factory=True,
         address=HOST,
         port=port,
@@ -209,13 +249,6 @@ class Server:
     port: int
     path: str
     headers: list[str]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
@@ -294,9 +327,14 @@ def _make_video(port: int, key: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def servers(data_dir: Path, database_url: str | None) -> Iterator[tuple[Server, Server, str]]:
-    """The hello-world, and Reelforge with a user, a key and a finished video; stopped after."""
+def servers(
+    data_dir: Path, database_url: str | None
+) -> Iterator[tuple[Server, Server, Server, str]]:
+    """The hello-world; Reelforge with a user, a key and a finished video; the same app with
+    its reads memoized (on the same data, without a worker). Stopped after."""
     import httpx
+
+    from reelforge.emulator.server import free_port
 
     env = _environment(data_dir, database_url)
     _reelforge(env, "migrate")
@@ -307,7 +345,7 @@ def servers(data_dir: Path, database_url: str | None) -> Iterator[tuple[Server, 
         raise SystemExit(f"no key in the output of `reelforge keys create`:\n{made}")
     started: list[subprocess.Popen[bytes]] = []
     try:
-        port, log = _free_port(), data_dir / "serve.log"
+        port, log = free_port(), data_dir / "serve.log"
         serve = [sys.executable, "-m", "reelforge.cli.main", "serve", "--host", HOST]
         started.append(_start([*serve, "--port", str(port)], env, log))
         _wait_until_up(port, "/health", started[-1], log)
@@ -315,16 +353,23 @@ def servers(data_dir: Path, database_url: str | None) -> Iterator[tuple[Server, 
         auth = [f"Authorization: Bearer {key.group()}"]
         path = f"/api/videos/{video_id}"
         reelforge = Server("GET /api/videos/{id}", started[-1], port, path, auth)
-        port, log = _free_port(), data_dir / "hello.log"
-        started.append(_start([sys.executable, SCRIPT, "--serve-hello", str(port)], env, log))
+        port, log = free_port(), data_dir / "hello.log"
+        args = [sys.executable, SCRIPT, "--serve", "hello_app", str(port)]
+        started.append(_start(args, env, log))
         _wait_until_up(port, "/", started[-1], log)
         hello = Server("hello-world", started[-1], port, "/", [])
-        for server in (hello, reelforge):
+        port, log = free_port(), data_dir / "memoized.log"
+        quiet = env | {"REELFORGE_EMBEDDED_WORKER": "false"}
+        args = [sys.executable, SCRIPT, "--serve", "memoized_app", str(port)]
+        started.append(_start(args, quiet, log))
+        _wait_until_up(port, "/health", started[-1], log)
+        memoized = Server("  reads memoized", started[-1], port, path, auth)
+        for server in (hello, reelforge, memoized):
             headers = dict(line.split(": ", 1) for line in server.headers)
             answer = httpx.get(f"http://{HOST}:{server.port}{server.path}", headers=headers)
             if answer.status_code != 200 or "content-length" not in answer.headers:
                 raise SystemExit(f"{server.name}: {answer.status_code} {answer.text[:300]}")
-        yield hello, reelforge, status
+        yield hello, reelforge, memoized, status
     finally:
         for process in started:
             _stop(process)
@@ -388,7 +433,7 @@ def _row(name: str, connections: int, s: Sample) -> str:
 def benchmark(options: argparse.Namespace) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="reelforge-bench-") as tmp,
-        servers(Path(tmp), options.database_url) as (hello, reelforge, status),
+        servers(Path(tmp), options.database_url) as (hello, reelforge, memoized, status),
     ):
         database = "PostgreSQL" if options.database_url else "SQLite (embedded)"
         print(f"granian, 1 worker each; {database}; {os.cpu_count()} CPUs, load average", end=" ")
@@ -398,15 +443,28 @@ def benchmark(options: argparse.Namespace) -> int:
         print(COLUMNS)
         results: dict[tuple[str, int], Sample] = {}
         for connections in options.connections:
-            runs: dict[str, list[Sample]] = {hello.name: [], reelforge.name: []}
+            everyone = (hello, reelforge, memoized)
+            runs: dict[str, list[Sample]] = {server.name: [] for server in everyone}
             for _ in range(options.rounds):
-                for server in (hello, reelforge):
+                for server in everyone:
                     runs[server.name].append(_measure(server, connections, options))
-            for server in (hello, reelforge):
+            for server in everyone:
                 results[server.name, connections] = _median(runs[server.name])
                 print(_row(server.name, connections, results[server.name, connections]))
             print()
+        _ceiling(results, hello.name, memoized.name, options.connections)
         return _verdict(results, hello.name, reelforge.name, options.connections)
+
+
+def _ceiling(
+    results: dict[tuple[str, int], Sample], hello: str, memoized: str, levels: list[int]
+) -> None:
+    shares = ", ".join(
+        f"{results[memoized, level].rate / results[hello, level].rate:.0%} ({level} connections)"
+        for level in levels
+    )
+    print(f"ceiling: with every database read memoized the route reaches {shares}", end="")
+    print(" of the hello-world's rate")
 
 
 def _verdict(
@@ -515,14 +573,14 @@ def main() -> int:
     parser.add_argument("--database-url", help="serve from this database instead of SQLite")
     parser.add_argument("--profile", type=int, metavar="N", help="profile N requests in-process")
     # The roles this script plays in its own subprocesses.
-    parser.add_argument("--serve-hello", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=2, metavar=("FACTORY", "PORT"), help=argparse.SUPPRESS)
     parser.add_argument("--load", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--path", default="/", help=argparse.SUPPRESS)
     parser.add_argument("--header", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.serve_hello is not None:
-        _serve_hello(options.serve_hello)
+    if options.serve is not None:
+        _serve(options.serve[0], int(options.serve[1]))
     elif options.load is not None:
         json.dump(asyncio.run(_generate(options)), sys.stdout)
     elif options.profile is not None:
