@@ -20,7 +20,8 @@ In one run, on the same database:
    process that runs Reelforge's inbound webhook service, which nudges the engine.
 
 Printed for each run: videos/s and its ratio to the bare claim rate (goal >= 0.5), CPU per
-video in this process, double claims (upstream jobs not referenced by exactly one video; must
+video in this process, database transactions committed per video (claims included, empty ones
+too; the bare claim commits 2 per row), double claims (upstream jobs not referenced by exactly one video; must
 be 0), and upstream calls per completed video from the upstream's own counters (goal with
 webhooks: 1 create, <= 2 retrieves).
 """
@@ -51,7 +52,7 @@ from granian.constants import Interfaces
 from granian.server.embed import Server
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import make_url, select, update
+from sqlalchemy import event, make_url, select, update
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -341,8 +342,9 @@ async def run_engines(
     concurrency: int,
     limit: float,
     webhooks: tuple[int, InboundWebhooks] | None = None,
-) -> tuple[float, float]:
-    """(Wall seconds, CPU seconds of this process) for the engines to finish every video."""
+) -> tuple[float, float, int]:
+    """(Wall seconds, CPU seconds of this process, transactions committed) for the engines to
+    finish every video."""
     storage = open_storage("memory://")
     providers = [make_provider() for _ in range(engines)]
     config = EngineConfig(concurrency=concurrency, lease=timedelta(seconds=60), idle_seconds=0.02)
@@ -362,6 +364,12 @@ async def run_engines(
         for provider in providers
     ]
     stopping = anyio.Event()
+    commits = Counter[str]()
+
+    def committed(_connection: object) -> None:
+        commits["all"] += 1
+
+    event.listen(database.engine.sync_engine, "commit", committed)
     start = time.perf_counter()
     cpu = time.process_time()
     try:
@@ -396,15 +404,17 @@ async def run_engines(
             if receiver is not None:
                 receiver.stop()
     finally:
+        event.remove(database.engine.sync_engine, "commit", committed)
         for provider in providers:
             await provider.aclose()
-    return elapsed, cpu
+    return elapsed, cpu, commits["all"]
 
 
 @dataclass(frozen=True)
 class Outcome:
     seconds: float
     cpu_seconds: float
+    commits: int
     states: Counter[str]
     double: int
     jobs: int
@@ -420,7 +430,7 @@ async def outcome(
     ids: list[str],
     jobs: list[str],
     calls: dict[str, int],
-    times: tuple[float, float],
+    times: tuple[float, float, int],
 ) -> Outcome:
     async with database.session() as session:
         rows = (
@@ -435,6 +445,7 @@ async def outcome(
     return Outcome(
         seconds=times[0],
         cpu_seconds=times[1],
+        commits=times[2],
         states=Counter(state for state, _ in rows),
         double=double,
         jobs=len(jobs),
@@ -529,6 +540,7 @@ def report(
             (f"engine, {name}", f"{rate:8.1f} videos/s"),
             ("  ratio to bare claim (goal >= 0.5)", f"{rate / claim_rate:8.2f}"),
             ("  CPU per video (this process)", f"{1000 * run.cpu_seconds / args.videos:8.1f} ms"),
+            ("  transactions per video (bare claim: 2)", f"{run.commits / args.videos:8.2f}"),
             ("  videos by state", ", ".join(f"{k}={v}" for k, v in sorted(run.states.items()))),
             ("  double claims (must be 0)", f"{run.double:8d}"),
             ("  upstream jobs made", f"{run.jobs:8d}"),
