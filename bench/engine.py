@@ -21,9 +21,9 @@ In one run, on the same database:
 
 Printed for each run: videos/s and its ratio to the bare claim rate (goal >= 0.5), CPU per
 video in this process, database transactions committed per video (claims included, empty ones
-too; the bare claim commits 2 per row), double claims (upstream jobs not referenced by exactly one video; must
-be 0), and upstream calls per completed video from the upstream's own counters (goal with
-webhooks: 1 create, <= 2 retrieves).
+too; the bare claim commits 2 per row), double claims (upstream jobs not referenced by exactly
+one video; must be 0), and upstream calls per completed video from the upstream's own counters
+(goal with webhooks: 1 create, <= 2 retrieves).
 """
 
 from __future__ import annotations

@@ -181,6 +181,8 @@ def s3_bucket(s3_endpoint: str) -> S3Bucket:
 def make_settings(data_dir: Path) -> Any:
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("data_dir", data_dir)
+        # Tests' webhook receivers listen on loopback; tests of the guard pass False.
+        overrides.setdefault("webhook_allow_private_addresses", True)
         return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
     return make

@@ -102,8 +102,12 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
                 else None
             ),
         ),
-        webhooks=Webhooks(database),
-        deliverer=Deliverer(database),
+        webhooks=Webhooks(
+            database, allow_private_addresses=settings.webhook_allow_private_addresses
+        ),
+        deliverer=Deliverer(
+            database, allow_private_addresses=settings.webhook_allow_private_addresses
+        ),
         redis=redis,
         provider=provider,
     )

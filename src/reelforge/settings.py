@@ -191,6 +191,15 @@ class Settings(BaseSettings):
             "`POST /webhooks/<provider>` answers 404 while it is unset."
         ),
     )
+    webhook_allow_private_addresses: bool = Field(
+        default=False,
+        validation_alias=_env("WEBHOOK_ALLOW_PRIVATE_ADDRESSES"),
+        description=(
+            "Whether users' webhook endpoints may be private, loopback or link-local addresses "
+            "(checked when registered and again, after DNS, on every delivery); off, so users "
+            "can't make the worker POST into the operator's network."
+        ),
+    )
     worker_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
         default=4,
         validation_alias=_env("WORKER_CONCURRENCY"),

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
+from reelforge.api.app import create_app
+from reelforge.db.models import WebhookEndpoint
 from reelforge.domain.clock import utcnow
-from tests.support.api import Caller, MakeCaller, runtime_of
+from reelforge.services.outbound import Webhooks
+from tests.support.api import Caller, MakeCaller, callers, runtime_of
 from tests.support.webhooks import Receiver, receiving
 
 pytestmark = pytest.mark.anyio
@@ -35,6 +41,23 @@ async def ada(make_caller: MakeCaller) -> Caller:
 @pytest.fixture
 async def bob(make_caller: MakeCaller) -> Caller:
     return await make_caller("bob@example.org")
+
+
+@pytest.fixture
+async def guarded_app(make_settings: Any) -> AsyncIterator[FastAPI]:
+    """The app as deployed by default: private webhook addresses refused."""
+    application = create_app(
+        make_settings(embedded_worker=False, webhook_allow_private_addresses=False)
+    )
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def guarded_ada(guarded_app: FastAPI) -> AsyncIterator[Caller]:
+    async with AsyncExitStack() as stack:
+        make = await callers(guarded_app, stack)
+        yield await make("ada@example.org")
 
 
 async def _endpoint(caller: Caller, url: str, **fields: Any) -> dict[str, Any]:
@@ -274,3 +297,87 @@ async def test_delivery_list_filters_and_limits(ada: Caller) -> None:
 
 def _time(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+# --- private addresses -----------------------------------------------------------------------
+
+PRIVATE_URLS = [
+    "http://127.0.0.1:5432/",  # loopback
+    "http://[::1]/hook",
+    "http://10.0.0.5/",  # private
+    "http://192.168.1.20:8080/hook",
+    "http://[fd12:3456::1]/",
+    "http://169.254.169.254/latest/meta-data/",  # link-local (cloud metadata)
+    "http://[fe80::1]/",
+    "http://224.0.0.251/",  # multicast
+    "http://240.0.0.1/",  # reserved
+    "http://0.0.0.0:8000/",  # unspecified
+    "http://[::ffff:127.0.0.1]/",  # IPv4-mapped IPv6
+    "http://2130706433/",  # 127.0.0.1 as one number
+    "http://localhost:8000/hook",
+    "https://admin.localhost/",
+]
+
+
+async def _stored_endpoints(app: FastAPI) -> int:
+    async with runtime_of(app).database.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0)
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+async def test_endpoints_on_private_addresses_are_refused(
+    guarded_app: FastAPI, guarded_ada: Caller, url: str
+) -> None:
+    response = await guarded_ada.client.post(ENDPOINTS, json={"url": url})
+
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["field"] == "url"
+    assert "must be a public http(s) address" in body["error"]["message"]
+    assert "REELFORGE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES" in body["error"]["message"]
+    assert (await guarded_ada.client.get(ENDPOINTS)).json()["data"] == []
+    assert await _stored_endpoints(guarded_app) == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hooks.example.org/in", "http://8.8.8.8:8080/", "https://[2606:4700::1111]/"],
+)
+async def test_public_addresses_and_names_are_registered(guarded_ada: Caller, url: str) -> None:
+    created = await _endpoint(guarded_ada, url)
+    assert created["url"] == url
+
+
+@pytest.mark.parametrize("url", PRIVATE_URLS)
+async def test_private_addresses_are_registered_when_the_setting_allows(
+    app: FastAPI, ada: Caller, url: str
+) -> None:
+    assert runtime_of(app).settings.webhook_allow_private_addresses
+    created = await _endpoint(ada, url)
+    assert created["url"] == url
+
+
+async def test_a_delivery_to_a_name_that_resolves_privately_fails_unsent(
+    guarded_app: FastAPI, guarded_ada: Caller, receiver: Receiver
+) -> None:
+    # An endpoint registered while private addresses were allowed (registration refuses
+    # `localhost` now); `localhost` resolves to 127.0.0.1, where the receiver listens.
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    runtime = runtime_of(guarded_app)
+    await Webhooks(runtime.database, allow_private_addresses=True).create_endpoint(
+        guarded_ada.account, url, event_types=["video.created"]
+    )
+    await _video(guarded_ada)
+
+    assert await runtime.deliverer.deliver_due() == 1
+    assert await runtime.deliverer.deliver_due(utcnow() + timedelta(days=1)) == 0
+
+    assert receiver.received == []
+    [delivery] = await _deliveries(guarded_ada)
+    assert delivery["status"] == "failed"
+    assert delivery["attempts"] == 1
+    assert delivery["next_attempt_at"] is None
+    assert delivery["last_status_code"] is None
+    assert "localhost resolves to 127.0.0.1" in delivery["last_error"]
+    assert "REELFORGE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES" in delivery["last_error"]

@@ -1,11 +1,15 @@
-"""Outgoing webhooks as rules: event types, endpoint checks, event bodies, the retry schedule."""
+"""Outgoing webhooks as rules: event types, endpoint checks (which addresses may receive events),
+event bodies, the retry schedule."""
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,8 +47,89 @@ ALL_EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 _EVENT_TYPE_NAMES = frozenset(kind.value for kind in EventType)
 
 
-def check_url(url: object) -> str:
-    """An absolute http(s) URL with a host, at most 2048 characters."""
+IPAddress = IPv4Address | IPv6Address
+
+PRIVATE_ADDRESSES_REFUSED = (
+    "must be a public http(s) address; private, loopback and link-local addresses are refused "
+    "unless REELFORGE_WEBHOOK_ALLOW_PRIVATE_ADDRESSES is set"
+)
+
+# RFC 6052's well-known NAT64 prefix: DNS64 resolvers on IPv6-only networks answer it for every
+# IPv4-only host, so it is judged by the IPv4 address it carries rather than refused outright.
+_NAT64 = IPv6Network("64:ff9b::/96")
+# What inet_aton reads as IPv4 although `ip_address` doesn't: 127.1, 2130706433, 0x7f.0.0.1 …
+# The resolver (and so the HTTP client) accepts these forms, so registration must see through them.
+_LEGACY_IPV4 = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}")
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """Whether events may be sent to `address`: globally routable unicast.
+
+    Loopback, private, shared (CGNAT), link-local, multicast, reserved, unspecified and
+    documentation addresses are not, nor an IPv6 address that carries one of those IPv4
+    addresses (IPv4-mapped, 6to4, NAT64), which reaches the same host.
+    """
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public_address(address.ipv4_mapped)
+        if address.sixtofour is not None and not is_public_address(address.sixtofour):
+            return False
+        if address in _NAT64:
+            return is_public_address(IPv4Address(int(address) & 0xFFFFFFFF))
+    # `is_global` alone lets multicast (224.0.1.0/24, ff0e::/16) and, on some Python versions,
+    # reserved ranges through.
+    return (
+        address.is_global
+        and not address.is_multicast
+        and not address.is_reserved
+        and not address.is_loopback
+        and not address.is_link_local
+        and not address.is_unspecified
+    )
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address `host` names without DNS (an IP literal, brackets optional, or a numeric
+    form the resolver reads as IPv4), or None for a host name."""
+    name = host.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        return ip_address(name)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.fullmatch(name):
+        try:
+            return IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return None
+    return None
+
+
+def is_local_name(host: str) -> bool:
+    """`localhost` and names under it, which resolvers answer with loopback (RFC 6761)."""
+    name = host.strip().lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def is_private_host(host: str) -> bool:
+    """Whether `host`, as written, names a non-public address: a literal one or `localhost`.
+
+    Other names are judged only when delivering, by what they resolve to then: DNS answers
+    change, so a check at registration would prove nothing.
+    """
+    if is_local_name(host):
+        return True
+    address = literal_address(host)
+    return address is not None and not is_public_address(address)
+
+
+def check_url(url: object, *, allow_private_addresses: bool = False) -> str:
+    """An absolute http(s) URL with a host, at most 2048 characters.
+
+    Unless `allow_private_addresses`, the host may not be written as a non-public address
+    (`is_private_host`).
+    """
     if not isinstance(url, str) or not url.strip():
         raise InputError("url", "is required: an http:// or https:// URL")
     url = url.strip()
@@ -63,6 +148,8 @@ def check_url(url: object) -> str:
         raise InputError("url", "must name a host")
     if port == 0:
         raise InputError("url", "port must be 1 to 65535")
+    if not allow_private_addresses and is_private_host(parts.hostname):
+        raise InputError("url", f"{PRIVATE_ADDRESSES_REFUSED} (got host {parts.hostname})")
     return url
 
 

@@ -4,6 +4,11 @@ An event is a `webhook_deliveries` row per subscribed endpoint, inserted by `emi
 transaction that changes the video, so an event exists exactly when its change committed. The
 `Deliverer` sends due rows later (the job engine calls `deliver_due` on a timer): at least once,
 signed per Standard Webhooks, retried with backoff, never the same attempt by two workers.
+
+Unless the operator allows private addresses, endpoints go only to public addresses: a URL
+written with a non-public host is refused when registered, and each delivery resolves the host
+itself, refuses to send (for good) when any address is not public, and connects to the address
+it checked, so a second DNS answer can't redirect the request into the operator's network.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import base64
 import json
 import random
 import secrets
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from ipaddress import ip_address
 from typing import Any
 
 import anyio
@@ -35,6 +42,7 @@ from reelforge.domain.webhooks import (
     MAX_ATTEMPTS,
     MAX_DELIVERY_LIST,
     MAX_ENDPOINTS_PER_USER,
+    PRIVATE_ADDRESSES_REFUSED,
     DeliveryStatus,
     DeliveryView,
     EndpointView,
@@ -45,6 +53,7 @@ from reelforge.domain.webhooks import (
     check_event_types,
     check_url,
     event_payload,
+    is_public_address,
     retry_delay,
 )
 from reelforge.logs import get_logger
@@ -57,6 +66,27 @@ SEND_TIMEOUT_SECONDS = 5.0
 # it must outlast a send (bounded by the timeout above).
 IN_FLIGHT = timedelta(seconds=60)
 _MAX_ERROR_LENGTH = 500
+
+Resolve = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to for a TCP connection, in the resolver's order."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def pinned(url: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """`url` aimed at `address`, with the headers and request extensions that keep its name.
+
+    The Host header and, for https, the TLS server name (SNI and the certificate check) stay
+    the registered host's, so the receiver sees the same request it would have by name.
+    """
+    headers = {"host": url.netloc.decode("ascii")}
+    extensions: dict[str, Any] = {}
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.raw_host.decode("ascii")
+    return url.copy_with(host=address), headers, extensions
 
 
 def new_secret() -> str:
@@ -123,8 +153,9 @@ def _snapshot(video: Video | VideoView) -> VideoSnapshot:
 class Webhooks:
     """A user's endpoints and the deliveries made to them."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, allow_private_addresses: bool = False) -> None:
         self._database = database
+        self._allow_private_addresses = allow_private_addresses
 
     async def create_endpoint(
         self,
@@ -135,7 +166,7 @@ class Webhooks:
         event_types: list[object] | None = None,
     ) -> tuple[EndpointView, str]:
         """A new endpoint, and its signing secret (returned only here)."""
-        checked_url = check_url(url)
+        checked_url = check_url(url, allow_private_addresses=self._allow_private_addresses)
         checked_description = check_description(description)
         kinds = check_event_types(event_types)
         secret = new_secret()
@@ -240,6 +271,7 @@ class _Claimed:
 class _Outcome:
     status_code: int | None
     error: str | None
+    permanent: bool = False  # retrying can't help: fail now rather than after every attempt
 
     @property
     def delivered(self) -> bool:
@@ -256,11 +288,15 @@ class Deliverer:
         timeout: float = SEND_TIMEOUT_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
         jitter: Callable[[], float] = random.random,
+        allow_private_addresses: bool = False,
+        resolver: Resolve = resolve,
     ) -> None:
         self._database = database
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._jitter = jitter
+        self._allow_private_addresses = allow_private_addresses
+        self._resolve = resolver
 
     async def deliver_due(self, now: datetime | None = None, limit: int = 50) -> int:
         """Claim up to `limit` due deliveries, send them concurrently, record each outcome.
@@ -279,6 +315,10 @@ class Deliverer:
                 # a place the user never registered.
                 follow_redirects=False,
                 headers={"user-agent": USER_AGENT},
+                # One connection per request: the pool keys connections by address, so a kept
+                # TLS connection, checked for one endpoint's name, could otherwise carry a
+                # request for another name on the same address.
+                limits=httpx.Limits(max_keepalive_connections=0),
             ) as client,
             anyio.create_task_group() as tasks,
         ):
@@ -347,7 +387,9 @@ class Deliverer:
                 "next_attempt_at": None,
                 "last_error": None,
             }
-        elif delivery.attempts >= self._max_attempts:
+        elif outcome.permanent or delivery.attempts >= self._max_attempts:
+            if outcome.permanent:
+                log.warning("webhook delivery refused", delivery=delivery.id, reason=outcome.error)
             values |= {
                 "status": DeliveryStatus.FAILED.value,
                 "next_attempt_at": None,
@@ -378,14 +420,13 @@ class Deliverer:
             "webhook-signature": Webhook(delivery.secret).sign(delivery.id, sent_at, body),
         }
         try:
-            # httpx's timeout is per read; this bounds the whole exchange, so a receiver
-            # trickling bytes can't hold the delivery past IN_FLIGHT.
+            # httpx's timeout is per read; this bounds the whole exchange (resolving included),
+            # so a slow resolver or a receiver trickling bytes can't hold the delivery past
+            # IN_FLIGHT.
             with anyio.fail_after(self._timeout):
-                # Streamed and never read: only the status matters, whatever the body's size.
-                async with client.stream(
-                    "POST", delivery.url, content=body.encode(), headers=headers
-                ) as response:
-                    status = response.status_code
+                status = await self._post(client, delivery, body.encode(), headers)
+        except _Refused as refused:
+            return _Outcome(None, _clip(refused.reason), permanent=True)
         except TimeoutError:
             return _Outcome(None, f"timed out after {self._timeout:g} s")
         except httpx.HTTPError as exc:
@@ -398,6 +439,70 @@ class Deliverer:
         if 300 <= status < 400:
             return _Outcome(status, f"HTTP {status}: redirects are not followed")
         return _Outcome(status, f"HTTP {status}")
+
+    async def _post(
+        self, client: httpx.AsyncClient, delivery: _Claimed, body: bytes, headers: dict[str, str]
+    ) -> int:
+        """The receiver's status code, from the first address that takes the connection."""
+        url = httpx.URL(delivery.url)
+        if self._allow_private_addresses:
+            return await _post_to(client, url, body, headers)
+        addresses = await self._public_addresses(url)
+        for address in addresses[:-1]:
+            try:
+                return await _post_to(client, url, body, headers, address=address)
+            except httpx.ConnectError:
+                continue  # nothing was sent: the next address may answer (IPv6 vs IPv4)
+        return await _post_to(client, url, body, headers, address=addresses[-1])
+
+    async def _public_addresses(self, url: httpx.URL) -> list[str]:
+        """Where `url`'s host resolves, all public, or `_Refused`.
+
+        Every address is checked, not just the one used: a name that answers with a private
+        address among public ones is pointed at the operator's network on purpose.
+        """
+        host = url.raw_host.decode("ascii")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError as exc:  # socket.gaierror: DNS may answer later, so this is retried
+            raise httpx.ConnectError(f"could not resolve {host}: {exc}") from None
+        if not addresses:
+            raise httpx.ConnectError(f"could not resolve {host}: no addresses")
+        private = [a for a in addresses if not is_public_address(ip_address(a))]
+        if private:
+            raise _Refused(
+                f"refused: {host} resolves to {', '.join(private)}; the endpoint "
+                f"{PRIVATE_ADDRESSES_REFUSED}"
+            )
+        return addresses
+
+
+class _Refused(Exception):
+    """The endpoint's host resolved to an address events may not be sent to."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _post_to(
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    address: str | None = None,
+) -> int:
+    extensions: dict[str, Any] = {}
+    if address is not None:
+        url, name_headers, extensions = pinned(url, address)
+        headers = headers | name_headers
+    # Streamed and never read: only the status matters, whatever the body's size.
+    async with client.stream(
+        "POST", url, content=body, headers=headers, extensions=extensions
+    ) as response:
+        return response.status_code
 
 
 def _clip(text: str) -> str:
