@@ -456,7 +456,9 @@ async def outcome(
 async def bench(args: argparse.Namespace) -> None:
     configure_logging(LogLevel.WARNING)
     async with throwaway_database(args.database_url) as (dialect, url):
-        database = Database(url)
+        # Sized as the README tells an operator to (REELFORGE_DATABASE_POOL_SIZE): every step
+        # can hold a connection without the pool closing and reopening them.
+        database = Database(url, pool_size=args.engines * args.concurrency + 8)
         try:
             ids = await seed(database, args.videos, "polling")
             claim_times = await bare_claims(database, len(ids))

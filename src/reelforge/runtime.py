@@ -62,7 +62,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
     only manage accounts don't need one.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.resolved_database_url)
+    database = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
     storage = open_storage(
         settings.resolved_storage_url,
         s3_endpoint_url=settings.s3_endpoint_url,

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy async URL; default is a SQLite file in the data directory.",
     )
+    database_pool_size: Annotated[int, Field(ge=1, le=500)] = Field(
+        default=10,
+        validation_alias=_env("DATABASE_POOL_SIZE"),
+        description=(
+            "Database connections each process keeps open (up to 10 more are opened for "
+            "bursts and closed after); at least the worker concurrency plus a few, since "
+            "opening a connection costs far more than a query."
+        ),
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=_env("REDIS_URL", "REDIS_URL"),
