@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import anyio
 import structlog
@@ -63,7 +64,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
+    _gateway_answers_400_not_422(app)
     return app
+
+
+def _gateway_answers_400_not_422(app: FastAPI) -> None:
+    """Drop the 422 FastAPI documents on every route with parameters from the /v1 routes: there,
+    as in the protocol, an invalid parameter is a 400 (see `errors.install`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # FastAPI keeps it as app.openapi_schema: this runs once
+        for path, operations in schema["paths"].items():
+            if path.startswith(errors.GATEWAY_PREFIX):
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def provider_for(settings: Settings, stack: AsyncExitStack) -> Provider:

@@ -144,6 +144,11 @@ def install(app: FastAPI) -> None:
         if any(error.get("type") == "json_invalid" for error in exc.errors()):
             return error_response(request, ApiError(400, "invalid_json", "Malformed JSON body"))
         field, message = _first_problem(exc)
+        if request.url.path.startswith(GATEWAY_PREFIX):
+            # The protocol answers every invalid parameter with a 400 (the SDK's
+            # BadRequestError), never 422.
+            code = _protocol_code(exc)
+            return error_response(request, ApiError(400, code, message, field=field))
         return error_response(request, ApiError(422, "invalid_request", message, field=field))
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -191,6 +196,18 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crash)
+
+
+def _protocol_code(exc: RequestValidationError) -> str:
+    """The protocol's error code for the first problem: missing, of the wrong type, or not a
+    value on offer."""
+    errors = exc.errors()
+    kind = str(errors[0].get("type", "")) if errors else ""
+    if kind == "missing":
+        return "missing_required_parameter"
+    if kind.endswith(("_parsing", "_type")):
+        return "invalid_type"
+    return "invalid_value"
 
 
 def _first_problem(exc: RequestValidationError) -> tuple[str | None, str]:

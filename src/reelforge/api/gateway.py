@@ -56,14 +56,14 @@ _NOT_OFFERED: dict[str, Any] = {
     "status_code": 400,
     "response_model": None,
     "response_description": "Not offered by this gateway yet",
-    "responses": documented_protocol(400, 401, 422),
+    "responses": documented_protocol(400, 401),
 }
 
 
 @router.post(
     "",
     openapi_extra=CREATE_BODY,
-    responses=documented_protocol(400, 401, 409, 422, 429),
+    responses=documented_protocol(400, 401, 409, 429),
     summary="Create a video (OpenAI Videos protocol)",
 )
 async def create_video(
@@ -81,7 +81,7 @@ async def create_video(
 
 @router.get(
     "",
-    responses=documented_protocol(400, 401, 422),
+    responses=documented_protocol(400, 401),
     summary="List your videos (OpenAI Videos protocol)",
 )
 async def list_videos(
@@ -138,7 +138,7 @@ async def get_character(character_id: str, _account: CurrentAccount) -> None:
 
 @router.get(
     "/{video_id}",
-    responses=documented_protocol(401, 404, 422),
+    responses=documented_protocol(400, 401, 404),
     summary="Get a video (OpenAI Videos protocol)",
 )
 async def retrieve_video(
@@ -149,7 +149,7 @@ async def retrieve_video(
 
 @router.delete(
     "/{video_id}",
-    responses=documented_protocol(401, 404, 422),
+    responses=documented_protocol(400, 401, 404),
     summary="Delete a video and its archive (OpenAI Videos protocol)",
 )
 async def delete_video(
@@ -168,7 +168,7 @@ async def delete_video(
         206: {"description": "The requested byte range"},
         307: {"description": "Redirect to a short-lived presigned URL (S3 storage)"},
         304: {"description": "Not modified (ETag)"},
-        **documented_protocol(400, 401, 404, 416, 422),
+        **documented_protocol(400, 401, 404, 416),
     },
     summary="Download a video, its thumbnail or its spritesheet (OpenAI Videos protocol)",
 )
@@ -187,7 +187,7 @@ async def download_content(
 @router.post(
     "/{video_id}/remix",
     openapi_extra=REMIX_BODY,
-    responses=documented_protocol(400, 401, 404, 409, 422, 429),
+    responses=documented_protocol(400, 401, 404, 409, 429),
     summary="Remix a completed video (OpenAI Videos protocol)",
 )
 async def remix_video(
