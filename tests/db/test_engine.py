@@ -28,6 +28,23 @@ async def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(sqlite_ur
     assert (journal, foreign_keys, busy) == ("wal", 1, SQLITE_BUSY_TIMEOUT_MS)
 
 
+async def test_a_connection_given_back_is_reused(database_url: str) -> None:
+    """Returning a connection raises nothing (an old-style pool listener warned on every
+    return; under warnings-as-errors the pool then threw the connection away and opened a new
+    one for the next caller)."""
+    database = Database(database_url)
+    try:
+        opened = []
+        for _ in range(3):
+            async with database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+                opened.append((await connection.get_raw_connection()).driver_connection)
+    finally:
+        await database.close()
+
+    assert opened[0] is opened[1] is opened[2]
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_sqlite_writers_in_one_process_queue_rather_than_time_out(
     migrated_url: str,

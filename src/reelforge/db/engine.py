@@ -51,7 +51,8 @@ class _WriteGate:
         event.listen(sync, "before_cursor_execute", self._before_execute)
         event.listen(sync, "commit", self._on_end)
         event.listen(sync, "rollback", self._on_end)
-        for name in ("reset", "checkin", "invalidate", "close"):
+        event.listen(sync.pool, "reset", self._on_reset)
+        for name in ("checkin", "invalidate", "close"):
             event.listen(sync.pool, name, self._on_pool_end)
 
     def _before_execute(
@@ -74,6 +75,11 @@ class _WriteGate:
     def _on_pool_end(self, _dbapi: Any, record: Any, *_rest: Any) -> None:
         if record is not None:
             self._release(record.info)
+
+    # Named as SQLAlchemy 2 names them: a listener it can't match to the 2.0 signature is
+    # called through a shim that warns on every connection returned to the pool.
+    def _on_reset(self, dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
+        self._on_pool_end(dbapi_connection, connection_record)
 
     def _release(self, info: dict[Any, Any]) -> None:
         if info.pop(self._HELD, False):
