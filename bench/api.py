@@ -8,7 +8,10 @@ All apps are served the same way, by granian with one worker on a loopback port:
 hello-world by the same `Granian(...)` call with the same defaults. A third server runs the same
 Reelforge app on the same data with its key lookup and video read memoized after their first
 answer ("reads memoized", no worker): the route with no database work left, which bounds what any
-cache could win and is printed as the ceiling. The data is made the way an
+cache could win and is printed as the ceiling. A fourth server is the hello-world whose handler
+reads the same video row by primary key through the bare async driver (asyncpg or aiosqlite,
+pooled, no ORM, no auth): the floor of any route that reads the database once per request. The
+data is made the way an
 operator would: `reelforge migrate`, `reelforge users create`, `reelforge keys create`, then one
 video created through the API and left to complete before anything is measured.
 
@@ -62,6 +65,68 @@ def hello_app() -> Any:
         return {"message": "Hello World"}
 
     return hello
+
+
+def floor_app() -> Any:
+    """The hello-world plus one read of the video row by primary key through the bare async
+    driver Reelforge's database uses (asyncpg or aiosqlite, pooled as Reelforge pools, no ORM,
+    no auth): the least any route that reads the database on each request can cost here."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+    from sqlalchemy import make_url
+
+    from reelforge.settings import load_settings
+
+    settings = load_settings()
+    url = make_url(settings.resolved_database_url)
+    read: Callable[[str], Awaitable[Any]]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        nonlocal read
+        size = settings.database_pool_size
+        if url.get_backend_name() == "sqlite":
+            import aiosqlite
+
+            idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+            for _ in range(size):
+                idle.put_nowait(await aiosqlite.connect(str(url.database)))
+
+            async def read_sqlite(video_id: str) -> Any:
+                connection = await idle.get()
+                try:
+                    query = "SELECT id, status FROM videos WHERE id = ?"
+                    async with connection.execute(query, (video_id,)) as cursor:
+                        return await cursor.fetchone()
+                finally:
+                    idle.put_nowait(connection)
+
+            read = read_sqlite
+            yield
+            while not idle.empty():
+                await idle.get_nowait().close()
+        else:
+            import asyncpg
+
+            dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+            async with asyncpg.create_pool(dsn, min_size=size, max_size=size) as pool:
+
+                async def read_postgres(video_id: str) -> Any:
+                    query = "SELECT id, status FROM videos WHERE id = $1"
+                    return await pool.fetchrow(query, video_id)
+
+                read = read_postgres
+                yield
+
+    floor = FastAPI(lifespan=lifespan)
+
+    @floor.get("/videos/{video_id}")
+    async def one_read(video_id: str) -> dict[str, str]:
+        row = await read(video_id)
+        return {"id": row[0], "status": row[1]}
+
+    return floor
 
 
 # --- the load generator (this script's own subprocess: `--load PORT`) ---------------------------
@@ -251,6 +316,17 @@ class Server:
     headers: list[str]
 
 
+@dataclass
+class Servers:
+    hello: Server
+    reelforge: Server
+    memoized: Server
+    floor: Server
+
+    def everyone(self) -> tuple[Server, ...]:
+        return (self.hello, self.reelforge, self.memoized, self.floor)
+
+
 def _environment(data_dir: Path, database_url: str | None) -> dict[str, str]:
     """The caller's environment without any Reelforge setting, on a throwaway data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELFORGE_")}
@@ -327,11 +403,10 @@ def _make_video(port: int, key: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def servers(
-    data_dir: Path, database_url: str | None
-) -> Iterator[tuple[Server, Server, Server, str]]:
+def servers(data_dir: Path, database_url: str | None) -> Iterator[tuple[Servers, str]]:
     """The hello-world; Reelforge with a user, a key and a finished video; the same app with
-    its reads memoized (on the same data, without a worker). Stopped after."""
+    its reads memoized (on the same data, without a worker); the hello-world with one raw read
+    of that video. Stopped after."""
     import httpx
 
     from reelforge.emulator.server import free_port
@@ -364,12 +439,18 @@ def servers(
         started.append(_start(args, quiet, log))
         _wait_until_up(port, "/health", started[-1], log)
         memoized = Server("  reads memoized", started[-1], port, path, auth)
-        for server in (hello, reelforge, memoized):
+        port, log = free_port(), data_dir / "floor.log"
+        args = [sys.executable, SCRIPT, "--serve", "floor_app", str(port)]
+        started.append(_start(args, quiet, log))
+        floor_path = f"/videos/{video_id}"
+        _wait_until_up(port, floor_path, started[-1], log)
+        floor = Server("hello + 1 raw read", started[-1], port, floor_path, [])
+        for server in (hello, reelforge, memoized, floor):
             headers = dict(line.split(": ", 1) for line in server.headers)
             answer = httpx.get(f"http://{HOST}:{server.port}{server.path}", headers=headers)
             if answer.status_code != 200 or "content-length" not in answer.headers:
                 raise SystemExit(f"{server.name}: {answer.status_code} {answer.text[:300]}")
-        yield hello, reelforge, memoized, status
+        yield Servers(hello, reelforge, memoized, floor), status
     finally:
         for process in started:
             _stop(process)
@@ -433,38 +514,40 @@ def _row(name: str, connections: int, s: Sample) -> str:
 def benchmark(options: argparse.Namespace) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="reelforge-bench-") as tmp,
-        servers(Path(tmp), options.database_url) as (hello, reelforge, memoized, status),
+        servers(Path(tmp), options.database_url) as (apps, status),
     ):
         database = "PostgreSQL" if options.database_url else "SQLite (embedded)"
         print(f"granian, 1 worker each; {database}; {os.cpu_count()} CPUs, load average", end=" ")
         print(f"{os.getloadavg()[0]:.1f} before the run")
-        print(f"{reelforge.path} is {status}; medians of {options.rounds} rounds of", end=" ")
+        print(f"{apps.reelforge.path} is {status}; medians of {options.rounds} rounds of", end=" ")
         print(f"{options.seconds:g} s after {options.warmup:g} s of warm-up\n")
         print(COLUMNS)
         results: dict[tuple[str, int], Sample] = {}
         for connections in options.connections:
-            everyone = (hello, reelforge, memoized)
-            runs: dict[str, list[Sample]] = {server.name: [] for server in everyone}
+            runs: dict[str, list[Sample]] = {server.name: [] for server in apps.everyone()}
             for _ in range(options.rounds):
-                for server in everyone:
+                for server in apps.everyone():
                     runs[server.name].append(_measure(server, connections, options))
-            for server in everyone:
+            for server in apps.everyone():
                 results[server.name, connections] = _median(runs[server.name])
                 print(_row(server.name, connections, results[server.name, connections]))
             print()
-        _ceiling(results, hello.name, memoized.name, options.connections)
-        return _verdict(results, hello.name, reelforge.name, options.connections)
+        levels = options.connections
+        print("ceiling: with every database read memoized the route reaches", end=" ")
+        print(_shares(results, apps.hello.name, apps.memoized.name, levels))
+        print("floor: the hello-world plus one raw driver read (no ORM, no auth) reaches", end=" ")
+        print(_shares(results, apps.hello.name, apps.floor.name, levels))
+        return _verdict(results, apps.hello.name, apps.reelforge.name, levels)
 
 
-def _ceiling(
-    results: dict[tuple[str, int], Sample], hello: str, memoized: str, levels: list[int]
-) -> None:
+def _shares(
+    results: dict[tuple[str, int], Sample], hello: str, name: str, levels: list[int]
+) -> str:
     shares = ", ".join(
-        f"{results[memoized, level].rate / results[hello, level].rate:.0%} ({level} connections)"
+        f"{results[name, level].rate / results[hello, level].rate:.0%} ({level} connections)"
         for level in levels
     )
-    print(f"ceiling: with every database read memoized the route reaches {shares}", end="")
-    print(" of the hello-world's rate")
+    return f"{shares} of the hello-world's rate"
 
 
 def _verdict(
