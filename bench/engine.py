@@ -20,10 +20,11 @@ In one run, on the same database:
    process that runs Reelforge's inbound webhook service, which nudges the engine.
 
 Printed for each run: videos/s and its ratio to the bare claim rate (goal >= 0.5), CPU per
-video in this process, database transactions committed per video (claims included, empty ones
-too; the bare claim commits 2 per row), double claims (upstream jobs not referenced by exactly
-one video; must be 0), and upstream calls per completed video from the upstream's own counters
-(goal with webhooks: 1 create, <= 2 retrieves).
+video in this process, database transactions committed and SQL statements sent per video
+(claims included, empty ones too; the bare claim's per row are printed beside), double claims
+(upstream jobs not referenced by exactly one video; must be 0), and upstream calls per
+completed video from the upstream's own counters (goal with webhooks: 1 create, <= 2
+retrieves).
 """
 
 from __future__ import annotations
@@ -155,20 +156,55 @@ async def make_due(database: Database, ids: list[str]) -> None:
         )
 
 
-async def bare_claims(database: Database, count: int) -> tuple[float, float]:
-    """(Wall seconds, CPU seconds) for `count` claim+release round trips of one row each."""
+@contextmanager
+def counting(database: Database) -> Iterator[Counter[str]]:
+    """Count the SQL statements sent and the transactions committed while the block runs."""
+    counts = Counter[str]()
+
+    def sent(*_: object) -> None:
+        counts["statements"] += 1
+
+    def committed(_connection: object) -> None:
+        counts["commits"] += 1
+
+    sync = database.engine.sync_engine
+    event.listen(sync, "before_cursor_execute", sent)
+    event.listen(sync, "commit", committed)
+    try:
+        yield counts
+    finally:
+        event.remove(sync, "before_cursor_execute", sent)
+        event.remove(sync, "commit", committed)
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: float
+    cpu_seconds: float
+    commits: int
+    statements: int
+
+
+async def bare_claims(database: Database, count: int) -> Timing:
+    """`count` claim+release round trips of one row each, one after the other."""
     start = time.perf_counter()
     cpu = time.process_time()
     done = 0
-    while done < count:
-        claims = await claim_due(
-            database, owner="bench", now=utcnow(), lease=timedelta(seconds=60), limit=1
-        )
-        if not claims:
-            raise RuntimeError(f"only {done} of {count} rows were due")
-        await release(database, claims[0], next_check_at=None)
-        done += 1
-    return time.perf_counter() - start, time.process_time() - cpu
+    with counting(database) as counts:
+        while done < count:
+            claims = await claim_due(
+                database, owner="bench", now=utcnow(), lease=timedelta(seconds=60), limit=1
+            )
+            if not claims:
+                raise RuntimeError(f"only {done} of {count} rows were due")
+            await release(database, claims[0], next_check_at=None)
+            done += 1
+    return Timing(
+        time.perf_counter() - start,
+        time.process_time() - cpu,
+        counts["commits"],
+        counts["statements"],
+    )
 
 
 async def unfinished(database: Database, ids: list[str]) -> int:
@@ -342,9 +378,9 @@ async def run_engines(
     concurrency: int,
     limit: float,
     webhooks: tuple[int, InboundWebhooks] | None = None,
-) -> tuple[float, float, int]:
-    """(Wall seconds, CPU seconds of this process, transactions committed) for the engines to
-    finish every video."""
+) -> Timing:
+    """Wall seconds, CPU seconds of this process, transactions committed and statements sent
+    (the bench's own watching left out) for the engines to finish every video."""
     storage = open_storage("memory://")
     providers = [make_provider() for _ in range(engines)]
     config = EngineConfig(concurrency=concurrency, lease=timedelta(seconds=60), idle_seconds=0.02)
@@ -364,57 +400,51 @@ async def run_engines(
         for provider in providers
     ]
     stopping = anyio.Event()
-    commits = Counter[str]()
-
-    def committed(_connection: object) -> None:
-        commits["all"] += 1
-
-    event.listen(database.engine.sync_engine, "commit", committed)
+    watched = 0  # statements of this function's own `unfinished` checks, one each
     start = time.perf_counter()
     cpu = time.process_time()
     try:
-        async with anyio.create_task_group() as group:
-            receiver = None
-            if webhooks is not None:
-                port, inbound = webhooks
+        with counting(database) as counts:
+            async with anyio.create_task_group() as group:
+                receiver = None
+                if webhooks is not None:
+                    port, inbound = webhooks
 
-                async def wake(_video_id: str) -> None:
-                    for engine in running_engines:
-                        engine.wake()
+                    async def wake(_video_id: str) -> None:
+                        for engine in running_engines:
+                            engine.wake()
 
-                inbound.on_nudge = wake
-                receiver = Server(
-                    webhook_receiver(inbound),
-                    address="127.0.0.1",
-                    port=port,
-                    interface=Interfaces.ASGINL,
-                    log_enabled=False,
-                )
-                group.start_soon(receiver.serve)
-            for engine in running_engines:
-                group.start_soon(engine.run, stopping)
-            with anyio.fail_after(limit):
-                while True:
-                    if not await unfinished(database, ids):
-                        break
-                    await anyio.sleep(0.02)
-            elapsed = time.perf_counter() - start
-            cpu = time.process_time() - cpu
-            stopping.set()
-            if receiver is not None:
-                receiver.stop()
+                    inbound.on_nudge = wake
+                    receiver = Server(
+                        webhook_receiver(inbound),
+                        address="127.0.0.1",
+                        port=port,
+                        interface=Interfaces.ASGINL,
+                        log_enabled=False,
+                    )
+                    group.start_soon(receiver.serve)
+                for engine in running_engines:
+                    group.start_soon(engine.run, stopping)
+                with anyio.fail_after(limit):
+                    while True:
+                        watched += 1
+                        if not await unfinished(database, ids):
+                            break
+                        await anyio.sleep(0.02)
+                elapsed = time.perf_counter() - start
+                cpu = time.process_time() - cpu
+                stopping.set()
+                if receiver is not None:
+                    receiver.stop()
     finally:
-        event.remove(database.engine.sync_engine, "commit", committed)
         for provider in providers:
             await provider.aclose()
-    return elapsed, cpu, commits["all"]
+    return Timing(elapsed, cpu, counts["commits"], counts["statements"] - watched)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    seconds: float
-    cpu_seconds: float
-    commits: int
+    timing: Timing
     states: Counter[str]
     double: int
     jobs: int
@@ -430,7 +460,7 @@ async def outcome(
     ids: list[str],
     jobs: list[str],
     calls: dict[str, int],
-    times: tuple[float, float, int],
+    timing: Timing,
 ) -> Outcome:
     async with database.session() as session:
         rows = (
@@ -443,9 +473,7 @@ async def outcome(
         count - 1 for count in referenced.values() if count > 1
     )
     return Outcome(
-        seconds=times[0],
-        cpu_seconds=times[1],
-        commits=times[2],
+        timing=timing,
         states=Counter(state for state, _ in rows),
         double=double,
         jobs=len(jobs),
@@ -461,10 +489,10 @@ async def bench(args: argparse.Namespace) -> None:
         database = Database(url, pool_size=args.engines * args.concurrency + 8)
         try:
             ids = await seed(database, args.videos, "polling")
-            claim_times = await bare_claims(database, len(ids))
+            bare = await bare_claims(database, len(ids))
             instant_ids = await seed(database, args.videos, "instant")
             provider = InstantProvider()
-            times = await run_engines(
+            timing = await run_engines(
                 database,
                 lambda: provider,
                 instant_ids,
@@ -473,11 +501,11 @@ async def bench(args: argparse.Namespace) -> None:
                 limit=args.timeout,
             )
             instant = await outcome(
-                database, instant_ids, list(provider.jobs), dict(provider.calls), times
+                database, instant_ids, list(provider.jobs), dict(provider.calls), timing
             )
             await make_due(database, ids)
             with upstream_process() as upstream:
-                times = await run_engines(
+                timing = await run_engines(
                     database,
                     upstream.provider,
                     ids,
@@ -485,14 +513,14 @@ async def bench(args: argparse.Namespace) -> None:
                     concurrency=args.concurrency,
                     limit=args.timeout,
                 )
-                polling = await outcome(database, ids, upstream.jobs(), upstream.calls(), times)
+                polling = await outcome(database, ids, upstream.jobs(), upstream.calls(), timing)
             hooked_ids = await seed(database, args.videos, "webhooks")
             secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
             port = free_port()
             inbound = InboundWebhooks(database, provider="emulator", secret=secret)
             hook_url = f"http://127.0.0.1:{port}/webhooks/emulator"
             with upstream_process(hook_url, secret) as upstream:
-                times = await run_engines(
+                timing = await run_engines(
                     database,
                     upstream.provider,
                     hooked_ids,
@@ -502,14 +530,14 @@ async def bench(args: argparse.Namespace) -> None:
                     webhooks=(port, inbound),
                 )
                 hooked = await outcome(
-                    database, hooked_ids, upstream.jobs(), upstream.calls(), times
+                    database, hooked_ids, upstream.jobs(), upstream.calls(), timing
                 )
         finally:
             await database.close()
     report(
         args,
         dialect,
-        claim_times,
+        bare,
         {
             "instant in-memory provider (the engine alone)": instant,
             "emulator over HTTP, polling": polling,
@@ -521,28 +549,33 @@ async def bench(args: argparse.Namespace) -> None:
 def report(
     args: argparse.Namespace,
     dialect: str,
-    claim_times: tuple[float, float],
+    bare: Timing,
     runs: dict[str, Outcome],
 ) -> None:
-    claim_rate = args.videos / claim_times[0]
+    claim_rate = args.videos / bare.seconds
     print(
         f"\nReelforge job engine on {dialect}: {args.videos} videos per run, {args.engines} "
         f"engine(s) x concurrency {args.concurrency}, stub assets, upstream latency 0\n"
     )
     lines = [
         ("bare claim_due+release (1 row, serial)", f"{claim_rate:8.1f} rows/s"),
-        ("  CPU per claim+release", f"{1000 * claim_times[1] / args.videos:8.1f} ms"),
+        ("  CPU per claim+release", f"{1000 * bare.cpu_seconds / args.videos:8.1f} ms"),
+        ("  transactions per row", f"{bare.commits / args.videos:8.2f}"),
+        ("  statements per row", f"{bare.statements / args.videos:8.2f}"),
     ]
     for name, run in runs.items():
-        rate = args.videos / run.seconds
+        timing = run.timing
+        rate = args.videos / timing.seconds
+        cpu_ms = 1000 * timing.cpu_seconds / args.videos
         completed = run.states.get("completed", 0)
         total = sum(run.calls.values())
         per_video = total / completed if completed else float("nan")
         lines += [
             (f"engine, {name}", f"{rate:8.1f} videos/s"),
             ("  ratio to bare claim (goal >= 0.5)", f"{rate / claim_rate:8.2f}"),
-            ("  CPU per video (this process)", f"{1000 * run.cpu_seconds / args.videos:8.1f} ms"),
-            ("  transactions per video (bare claim: 2)", f"{run.commits / args.videos:8.2f}"),
+            ("  CPU per video (this process)", f"{cpu_ms:8.1f} ms"),
+            ("  transactions per video", f"{timing.commits / args.videos:8.2f}"),
+            ("  statements per video", f"{timing.statements / args.videos:8.2f}"),
             ("  videos by state", ", ".join(f"{k}={v}" for k, v in sorted(run.states.items()))),
             ("  double claims (must be 0)", f"{run.double:8d}"),
             ("  upstream jobs made", f"{run.jobs:8d}"),
