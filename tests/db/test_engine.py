@@ -1,4 +1,4 @@
-"""The database handle: SQLite pragmas and write queueing, timezone-aware datetimes on both."""
+"""The database handle: SQLite pragmas and write queueing, plain reads, aware datetimes on both."""
 
 from __future__ import annotations
 
@@ -43,6 +43,38 @@ async def test_a_connection_given_back_is_reused(database_url: str) -> None:
         await database.close()
 
     assert opened[0] is opened[1] is opened[2]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_plain_read_on_postgresql_opens_no_transaction(database_url: str) -> None:
+    """No BEGIN before the queries, nothing to roll back after: each statement is a
+    transaction of its own, where a session's statements share the one it began."""
+    database = Database(database_url)
+    xid = text("SELECT pg_current_xact_id()::text")
+    try:
+        async with database.reading() as connection:
+            plain = {(await connection.execute(xid)).scalar() for _ in range(2)}
+        async with database.session() as session:
+            in_session = {(await session.execute(xid)).scalar() for _ in range(2)}
+    finally:
+        await database.close()
+
+    assert (len(plain), len(in_session)) == (2, 1)
+
+
+async def test_a_plain_read_sees_what_was_just_committed(migrated_url: str) -> None:
+    database = Database(migrated_url)
+    try:
+        async with database.reading() as connection:
+            before = (await connection.execute(select(User.id))).all()
+        async with database.session() as session, session.begin():
+            session.add(User(id="user_fresh", email="fresh@example.org", password_hash="x"))
+        async with database.reading() as connection:
+            after = (await connection.execute(select(User.id))).scalars().all()
+    finally:
+        await database.close()
+
+    assert (before, after) == ([], ["user_fresh"])
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Row, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelforge.db.models import ApiKey, User
 from reelforge.domain.accounts import Account, KeyInfo, Role
@@ -82,10 +82,10 @@ _KEY_WITH_OWNER = (
 )
 
 
-async def key_with_owner(session: AsyncSession, prefix: str) -> Row[Any] | None:
+async def key_with_owner(connection: AsyncConnection, prefix: str) -> Row[Any] | None:
     """The key with this prefix and its owner, in one Core query (the hot path of every
     request made with an API key)."""
-    result = await session.execute(_KEY_WITH_OWNER, {"prefix": prefix})
+    result = await connection.execute(_KEY_WITH_OWNER, {"prefix": prefix})
     return cast("Row[Any] | None", result.first())
 
 

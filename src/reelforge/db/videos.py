@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, bindparam, func, or_, select, true, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelforge.db.models import LedgerEntry, Quota, Video, VideoEvent
 from reelforge.domain.states import JobState
@@ -102,13 +102,13 @@ _OWN_LIVE_VIDEO = _LIVE_VIDEO.where(Video.owner_id == bindparam("owner_id"))
 
 
 async def visible_view(
-    session: AsyncSession, video_id: str, owner_id: str | None
+    connection: AsyncConnection, video_id: str, owner_id: str | None
 ) -> VideoView | None:
     """A video as its reader sees it (see `_visible`), read as a plain row."""
     if owner_id is None:
-        result = await session.execute(_LIVE_VIDEO, {"video_id": video_id})
+        result = await connection.execute(_LIVE_VIDEO, {"video_id": video_id})
     else:
-        result = await session.execute(
+        result = await connection.execute(
             _OWN_LIVE_VIDEO, {"video_id": video_id, "owner_id": owner_id}
         )
     row = result.first()

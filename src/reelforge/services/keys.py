@@ -76,17 +76,16 @@ class ApiKeys:
         """The active account a live key belongs to, or None."""
         if not looks_like_key(token):
             return None
-        digest = _digest(token)
-        async with self._database.session() as session:
-            row = await queries.key_with_owner(session, key_prefix(token))
-            if row is None or row.revoked_at is not None or row.disabled:
-                return None
-            if not hmac.compare_digest(row.key_hash, digest):
-                return None
-            now = utcnow()
-            if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+        async with self._database.reading() as connection:
+            row = await queries.key_with_owner(connection, key_prefix(token))
+        if row is None or row.revoked_at is not None or row.disabled:
+            return None
+        if not hmac.compare_digest(row.key_hash, _digest(token)):
+            return None
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+            async with self._database.session() as session, session.begin():
                 await session.execute(
                     update(ApiKey).where(ApiKey.id == row.key_id).values(last_used_at=now)
                 )
-                await session.commit()
         return queries.row_to_account(row)

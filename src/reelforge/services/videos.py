@@ -144,8 +144,8 @@ class Videos:
         return await self._accept(account, video, EventKind.REMIXED)
 
     async def get(self, account: Account, video_id: str) -> VideoView:
-        async with self._database.session() as session:
-            view = await queries.visible_view(session, video_id, _scope(account))
+        async with self._database.reading() as connection:
+            view = await queries.visible_view(connection, video_id, _scope(account))
         if view is None:
             raise NotFoundError("video", video_id)
         return view
