@@ -167,14 +167,17 @@ def counting(database: Database) -> Iterator[Counter[str]]:
     def committed(_connection: object) -> None:
         counts["commits"] += 1
 
-    sync = database.engine.sync_engine
-    event.listen(sync, "before_cursor_execute", sent)
-    event.listen(sync, "commit", committed)
+    # Plain reads go through a pool of their own on PostgreSQL (Database.reading).
+    engines = [engine.sync_engine for engine in database.engines]
+    for sync in engines:
+        event.listen(sync, "before_cursor_execute", sent)
+        event.listen(sync, "commit", committed)
     try:
         yield counts
     finally:
-        event.remove(sync, "before_cursor_execute", sent)
-        event.remove(sync, "commit", committed)
+        for sync in engines:
+            event.remove(sync, "before_cursor_execute", sent)
+            event.remove(sync, "commit", committed)
 
 
 @dataclass(frozen=True)

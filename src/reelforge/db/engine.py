@@ -144,7 +144,11 @@ class Database:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine this handle opened: the one for sessions, then the readers' if apart."""
+        return (self.engine,) if self._reader is self.engine else (self.engine, self._reader)
+
     async def close(self) -> None:
-        await self.engine.dispose()
-        if self._reader is not self.engine:
-            await self._reader.dispose()
+        for engine in self.engines:
+            await engine.dispose()

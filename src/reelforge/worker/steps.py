@@ -438,10 +438,8 @@ class Steps:
                 await outbound.emit(session, video, EventType.VIDEO_PROGRESS)
 
     async def _check_held(self, claim: Claim) -> None:
-        async with self._database.session() as session:
-            version = await session.scalar(
-                select(Video.lease_version).where(Video.id == claim.video_id)
-            )
+        async with self._database.reading() as connection:
+            version = await connection.scalar(_LEASE_VERSION, {"video_id": claim.video_id})
         if version != claim.version:
             raise LeaseLost(claim.video_id)
 
@@ -449,6 +447,8 @@ class Steps:
         async with self._database.session() as session:
             return await session.get(Video, video_id)
 
+
+_LEASE_VERSION = select(Video.lease_version).where(Video.id == bindparam("video_id"))
 
 # Every write under a lease starts from this statement, built once: the engine writes through it
 # several times per video, and building the fence anew each time stood out in py-spy profiles.
