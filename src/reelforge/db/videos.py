@@ -204,6 +204,8 @@ async def spend_since(session: AsyncSession, user_id: str, since: datetime) -> D
     return Decimal(await session.scalar(query) or 0)
 
 
+_LEDGER_KINDS = select(LedgerEntry.kind).where(LedgerEntry.video_id == bindparam("video_id"))
+
+
 async def ledger_kinds(session: AsyncSession, video_id: str) -> set[str]:
-    query = select(LedgerEntry.kind).where(LedgerEntry.video_id == video_id)
-    return set((await session.scalars(query)).all())
+    return set((await session.scalars(_LEDGER_KINDS, {"video_id": video_id})).all())

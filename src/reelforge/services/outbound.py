@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 
@@ -94,6 +94,12 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+# Built once: the engine emits on every completion, and building it cost more than running it.
+_ENABLED_ENDPOINTS = select(WebhookEndpoint).where(
+    WebhookEndpoint.user_id == bindparam("owner_id"), WebhookEndpoint.enabled.is_(True)
+)
+
+
 async def emit(
     session: AsyncSession,
     video: Video | VideoView,
@@ -107,13 +113,7 @@ async def emit(
     with the caller's change. Returns how many deliveries were queued.
     """
     kind = EventType(event_type)
-    endpoints = (
-        await session.scalars(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.user_id == video.owner_id, WebhookEndpoint.enabled.is_(True)
-            )
-        )
-    ).all()
+    endpoints = (await session.scalars(_ENABLED_ENDPOINTS, {"owner_id": video.owner_id})).all()
     wanted = [endpoint for endpoint in endpoints if kind.value in endpoint.event_types]
     if not wanted:
         return 0
