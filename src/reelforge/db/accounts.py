@@ -40,8 +40,17 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
     return result.one_or_none()
 
 
-async def user_by_id(session: AsyncSession, user_id: str) -> User | None:
-    return await session.get(User, user_id)
+_ACCOUNT = select(
+    User.id, User.email, User.display_name, User.role, User.disabled, User.created_at
+).where(User.id == bindparam("user_id"))
+
+
+async def account_by_id(connection: AsyncConnection, user_id: str) -> Account | None:
+    """The account, read as a plain row (every request with a token or session cookie)."""
+    row = cast(
+        "Row[Any] | None", (await connection.execute(_ACCOUNT, {"user_id": user_id})).first()
+    )
+    return row_to_account(row) if row is not None else None
 
 
 async def count_users(session: AsyncSession) -> int:

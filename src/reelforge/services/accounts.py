@@ -81,9 +81,8 @@ class Accounts:
             return queries.to_account(user)
 
     async def get(self, user_id: str) -> Account | None:
-        async with self._database.session() as session:
-            user = await queries.user_by_id(session, user_id)
-            return queries.to_account(user) if user else None
+        async with self._database.reading() as connection:
+            return await queries.account_by_id(connection, user_id)
 
     async def find(self, email: str) -> Account:
         async with self._database.session() as session:
