@@ -10,10 +10,10 @@ Reelforge app on the same data with its key lookup and video read memoized after
 answer ("reads memoized", no worker): the route with no database work left, which bounds what any
 cache could win and is printed as the ceiling. A fourth server is the hello-world whose handler
 reads the same video row by primary key through the bare async driver (asyncpg or aiosqlite,
-pooled, no ORM, no auth): the floor of any route that reads the database once per request. The
-data is made the way an
-operator would: `reelforge migrate`, `reelforge users create`, `reelforge keys create`, then one
-video created through the API and left to complete before anything is measured.
+pooled, no ORM, no auth): the floor of any route that reads the database once per request.
+The data is made the way an operator would: `reelforge migrate`, `reelforge users create`,
+`reelforge keys create`, then one video created through the API and left to complete before
+anything is measured.
 
 The load generator runs in its own process: a closed loop over N keep-alive HTTP/1.1
 connections with one request in flight on each, written on asyncio's transports so that a Python
@@ -445,12 +445,13 @@ def servers(data_dir: Path, database_url: str | None) -> Iterator[tuple[Servers,
         floor_path = f"/videos/{video_id}"
         _wait_until_up(port, floor_path, started[-1], log)
         floor = Server("hello + 1 raw read", started[-1], port, floor_path, [])
-        for server in (hello, reelforge, memoized, floor):
+        apps = Servers(hello, reelforge, memoized, floor)
+        for server in apps.everyone():
             headers = dict(line.split(": ", 1) for line in server.headers)
             answer = httpx.get(f"http://{HOST}:{server.port}{server.path}", headers=headers)
             if answer.status_code != 200 or "content-length" not in answer.headers:
                 raise SystemExit(f"{server.name}: {answer.status_code} {answer.text[:300]}")
-        yield Servers(hello, reelforge, memoized, floor), status
+        yield apps, status
     finally:
         for process in started:
             _stop(process)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from reelforge.db.claim import LeaseLost, claim_due, extend, release
+from reelforge.db.claim import LeaseLost, claim_due, ensure_held, extend, release
 from reelforge.db.engine import Database
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
@@ -46,6 +46,9 @@ async def test_an_expired_lease_is_claimable_again_and_fences_the_old_holder(
     [second] = await claim_due(database, owner="w2", now=later, lease=LEASE, limit=1)
 
     assert second.version == first.version + 1
+    await ensure_held(database, second)
+    with pytest.raises(LeaseLost):
+        await ensure_held(database, first)
     with pytest.raises(LeaseLost):
         await extend(database, first, now=later, lease=LEASE)
     assert not await release(database, first, next_check_at=later)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelforge.db.engine import Database
@@ -96,6 +96,18 @@ async def extend(database: Database, claim: Claim, *, now: datetime, lease: time
         if not getattr(result, "rowcount", 0):
             raise LeaseLost(claim.video_id)
     return replace(claim, until=until)
+
+
+_LEASE_VERSION = select(Video.lease_version).where(Video.id == bindparam("video_id"))
+
+
+async def ensure_held(database: Database, claim: Claim) -> None:
+    """Raise LeaseLost unless the claim's fencing token is still the video's: a plain read, for
+    a side effect outside the database that must not happen once someone else holds the video."""
+    async with database.reading() as connection:
+        version = await connection.scalar(_LEASE_VERSION, {"video_id": claim.video_id})
+    if version != claim.version:
+        raise LeaseLost(claim.video_id)
 
 
 def released(next_check_at: datetime | None) -> dict[str, Any]:

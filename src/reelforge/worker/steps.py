@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelforge.db.claim import Claim, LeaseLost, released
+from reelforge.db.claim import Claim, LeaseLost, ensure_held, released
 from reelforge.db.engine import Database
 from reelforge.db.models import Video, VideoEvent
 from reelforge.domain.clock import utcnow
@@ -261,7 +261,7 @@ class Steps:
         try:
             # A holder that stalled past its lease (or a video cancelled meanwhile) must not
             # put objects back where a clean-up may already have removed them.
-            await self._check_held(claim)
+            await ensure_held(self._database, claim)
             for variant in list(downloaded):
                 key = archive_key(video.id, variant)
                 stored = await self._storage.commit(downloaded[variant], key)
@@ -437,18 +437,10 @@ class Steps:
             if progressed:
                 await outbound.emit(session, video, EventType.VIDEO_PROGRESS)
 
-    async def _check_held(self, claim: Claim) -> None:
-        async with self._database.reading() as connection:
-            version = await connection.scalar(_LEASE_VERSION, {"video_id": claim.video_id})
-        if version != claim.version:
-            raise LeaseLost(claim.video_id)
-
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:
             return await session.get(Video, video_id)
 
-
-_LEASE_VERSION = select(Video.lease_version).where(Video.id == bindparam("video_id"))
 
 # Every write under a lease runs this statement, built once, with the new values as execution
 # parameters: SQLAlchemy then sets the columns the parameters name. Building the statement anew
