@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 import anyio
+from anyio.abc import TaskGroup
 
 from reelforge.db.claim import Claim, LeaseLost, claim_due, extend, release
 from reelforge.db.engine import Database
@@ -36,6 +38,14 @@ class Every:
     seconds: float
     task: Periodic
     due: float = 0.0
+
+
+@dataclass(eq=False)
+class _Held:
+    """A step in flight: its claim (as last extended) and the scope that stops it."""
+
+    claim: Claim
+    scope: anyio.CancelScope
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class Engine:
         self._wake = anyio.Event()
         self._in_flight = 0
         self._full = False
+        self._holding: set[_Held] = set()
         self.owner = worker_name()
 
     def wake(self) -> None:
@@ -78,7 +89,7 @@ class Engine:
 
     async def run(self, stopping: anyio.Event) -> None:
         """Claim and step until `stopping` is set, then let in-flight steps finish (bounded)."""
-        async with anyio.create_task_group() as steps:
+        async with self._stepping() as steps:
             while not stopping.is_set():
                 await self._housekeep()
                 claimed = await self._claim()
@@ -94,11 +105,20 @@ class Engine:
     async def run_once(self) -> int:
         """Claim what is due and step it to the end of this pass (tests, benchmarks)."""
         claimed = await self._claim()
-        async with anyio.create_task_group() as steps:
+        async with self._stepping() as steps:
             for claim in claimed:
                 self._in_flight += 1
                 steps.start_soon(self._step, claim)
         return len(claimed)
+
+    @asynccontextmanager
+    async def _stepping(self) -> AsyncIterator[TaskGroup]:
+        """A task group for steps, with the one heartbeat that keeps all their leases alive."""
+        async with anyio.create_task_group() as beating:
+            beating.start_soon(self._heartbeat)
+            async with anyio.create_task_group() as steps:
+                yield steps
+            beating.cancel_scope.cancel()
 
     async def _claim(self) -> list[Claim]:
         free = self._config.concurrency - self._in_flight
@@ -140,37 +160,34 @@ class Engine:
                 self.wake()
 
     async def _held(self, claim: Claim) -> StepResult:
-        """Run the step while a heartbeat extends its lease; losing the lease stops the step."""
-        result: StepResult | None = None
-        failure: Exception | None = None
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._heartbeat, claim, group.cancel_scope)
-            try:
-                result = await self._steps.run(claim)
-            except Exception as error:
-                # Raised outside the group, so callers see the step's own exception and not
-                # an ExceptionGroup wrapping it.
-                failure = error
-            group.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        if result is None:
-            raise LeaseLost(claim.video_id)
-        return result
+        """Run the step while the heartbeat extends its lease; losing the lease stops the step."""
+        held = _Held(claim, anyio.CancelScope())
+        self._holding.add(held)
+        try:
+            with held.scope:
+                return await self._steps.run(claim)
+        finally:
+            self._holding.discard(held)
+        raise LeaseLost(claim.video_id)  # reached only when the heartbeat cancelled the step
 
-    async def _heartbeat(self, claim: Claim, step: anyio.CancelScope) -> None:
-        beat = self._config.lease.total_seconds() / 3
+    async def _heartbeat(self) -> None:
+        """Extend each held lease once a third of it has passed, checking six times a lease.
+
+        One task for every step: a task per step cost a fifth of the engine's CPU on SQLite.
+        An extension leaves at least half the lease to run, so a database blip that fails
+        one or two of them costs nothing.
+        """
+        lease = self._config.lease
         while True:
-            await anyio.sleep(beat)
-            try:
-                claim = await extend(self._database, claim, now=utcnow(), lease=self._config.lease)
-            except LeaseLost:
-                step.cancel()
-                return
-            except Exception:
-                # A database blip: the lease still has two beats to run, so keep the step
-                # going and try again rather than throw away a long download.
-                log.exception("could not extend the lease", video=claim.video_id)
+            await anyio.sleep(lease.total_seconds() / 6)
+            threshold = utcnow() + lease * 2 / 3
+            for held in [held for held in self._holding if held.claim.until <= threshold]:
+                try:
+                    held.claim = await extend(self._database, held.claim, now=utcnow(), lease=lease)
+                except LeaseLost:
+                    held.scope.cancel()
+                except Exception:
+                    log.exception("could not extend the lease", video=held.claim.video_id)
 
     async def _admitted(self, claim: Claim) -> bool:
         """Within the provider's rate limit (shared by every worker), or back off."""
