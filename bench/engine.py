@@ -8,7 +8,9 @@ and dropped afterwards.
 In one run, on the same database:
 
 1. **Bare claim**: `claim_due(limit=1)` + `release` of each of the N accepted videos, one after
-   the other — the floor of what one claim costs on this database.
+   the other — the floor of what one claim costs on this database. Measured twice, just before
+   and just after the engine-alone run, and pooled: on a shared VM the speed of the machine
+   drifts by half within minutes, and the ratio should compare the two at the same moment.
 2. **Engine alone**: N fresh videos driven to the end by E engines against an instant in-memory
    provider (every job done when first polled, tiny assets): claims, fenced writes, storage,
    and no SDK or HTTP work.
@@ -186,6 +188,14 @@ class Timing:
     cpu_seconds: float
     commits: int
     statements: int
+
+    def __add__(self, other: Timing) -> Timing:
+        return Timing(
+            self.seconds + other.seconds,
+            self.cpu_seconds + other.cpu_seconds,
+            self.commits + other.commits,
+            self.statements + other.statements,
+        )
 
 
 async def bare_claims(database: Database, count: int) -> Timing:
@@ -492,7 +502,7 @@ async def bench(args: argparse.Namespace) -> None:
         database = Database(url, pool_size=args.engines * args.concurrency + 8)
         try:
             ids = await seed(database, args.videos, "polling")
-            bare = await bare_claims(database, len(ids))
+            before = await bare_claims(database, len(ids))
             instant_ids = await seed(database, args.videos, "instant")
             provider = InstantProvider()
             timing = await run_engines(
@@ -506,6 +516,8 @@ async def bench(args: argparse.Namespace) -> None:
             instant = await outcome(
                 database, instant_ids, list(provider.jobs), dict(provider.calls), timing
             )
+            await make_due(database, ids)
+            after = await bare_claims(database, len(ids))
             await make_due(database, ids)
             with upstream_process() as upstream:
                 timing = await run_engines(
@@ -540,7 +552,7 @@ async def bench(args: argparse.Namespace) -> None:
     report(
         args,
         dialect,
-        bare,
+        (before, after),
         {
             "instant in-memory provider (the engine alone)": instant,
             "emulator over HTTP, polling": polling,
@@ -552,19 +564,23 @@ async def bench(args: argparse.Namespace) -> None:
 def report(
     args: argparse.Namespace,
     dialect: str,
-    bare: Timing,
+    bares: tuple[Timing, Timing],
     runs: dict[str, Outcome],
 ) -> None:
-    claim_rate = args.videos / bare.seconds
+    bare = bares[0] + bares[1]
+    rows = 2 * args.videos
+    claim_rate = rows / bare.seconds
+    before, after = (args.videos / timing.seconds for timing in bares)
     print(
         f"\nReelforge job engine on {dialect}: {args.videos} videos per run, {args.engines} "
         f"engine(s) x concurrency {args.concurrency}, stub assets, upstream latency 0\n"
     )
     lines = [
         ("bare claim_due+release (1 row, serial)", f"{claim_rate:8.1f} rows/s"),
-        ("  CPU per claim+release", f"{1000 * bare.cpu_seconds / args.videos:8.1f} ms"),
-        ("  transactions per row", f"{bare.commits / args.videos:8.2f}"),
-        ("  statements per row", f"{bare.statements / args.videos:8.2f}"),
+        ("  before / after the engine-alone run", f"{before:8.1f} / {after:.1f} rows/s"),
+        ("  CPU per claim+release", f"{1000 * bare.cpu_seconds / rows:8.1f} ms"),
+        ("  transactions per row", f"{bare.commits / rows:8.2f}"),
+        ("  statements per row", f"{bare.statements / rows:8.2f}"),
     ]
     for name, run in runs.items():
         timing = run.timing

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelforge.db.models import LedgerEntry, Quota, Video, VideoEvent
+from reelforge.domain.clock import utcnow
 from reelforge.domain.states import JobState
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import (
@@ -204,8 +219,58 @@ async def spend_since(session: AsyncSession, user_id: str, since: datetime) -> D
     return Decimal(await session.scalar(query) or 0)
 
 
-_LEDGER_KINDS = select(LedgerEntry.kind).where(LedgerEntry.video_id == bindparam("video_id"))
+_ADD_EVENTS = insert(cast(Table, VideoEvent.__table__))
 
 
-async def ledger_kinds(session: AsyncSession, video_id: str) -> set[str]:
-    return set((await session.scalars(_LEDGER_KINDS, {"video_id": video_id})).all())
+async def add_events(
+    session: AsyncSession, video_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    """Append `(kind, data)` events to a video's history in one statement; no ids come back,
+    which spares SQLite a statement per event (it returns generated ids one row at a time)."""
+    now = utcnow()
+    rows = [
+        {"video_id": video_id, "kind": kind, "actor": None, "data": data, "created_at": now}
+        for kind, data in events
+    ]
+    await session.execute(_ADD_EVENTS, rows)
+
+
+_LEDGER_TABLE = cast(Table, LedgerEntry.__table__)
+_LEDGER = _LEDGER_TABLE.c
+# A settle or refund closes a video's ledger: the row goes in only when neither is there yet,
+# checked and written in one statement (the (video, kind) unique constraint backs it up).
+_CLOSE_LEDGER = insert(_LEDGER_TABLE).from_select(
+    ["user_id", "video_id", "kind", "amount", "created_at"],
+    select(
+        bindparam("user_id", type_=_LEDGER.user_id.type),
+        bindparam("video_id", type_=_LEDGER.video_id.type),
+        bindparam("kind", type_=_LEDGER.kind.type),
+        bindparam("amount", type_=_LEDGER.amount.type),
+        bindparam("created_at", type_=_LEDGER.created_at.type),
+    ).where(
+        ~exists().where(
+            _LEDGER.video_id == bindparam("video_id"), _LEDGER.kind.in_(("settle", "refund"))
+        )
+    ),
+)
+
+
+async def close_ledger(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    video_id: str,
+    kind: str,
+    amount: Decimal,
+    now: datetime,
+) -> bool:
+    """Add the video's settle or refund row; False when it already had one of them."""
+    parameters = {
+        "user_id": user_id,
+        "video_id": video_id,
+        "kind": kind,
+        "amount": amount,
+        "created_at": now,
+    }
+    result = await session.execute(_CLOSE_LEDGER, parameters)
+    return bool(getattr(result, "rowcount", 0))

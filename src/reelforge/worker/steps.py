@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelforge.db import videos as queries
 from reelforge.db.claim import Claim, LeaseLost, ensure_held, released
 from reelforge.db.engine import Database
-from reelforge.db.models import Video, VideoEvent
+from reelforge.db.models import Video
 from reelforge.domain.clock import utcnow
 from reelforge.domain.schedule import EXPIRY_MARGIN, next_check, poll_delay, retry_delay
 from reelforge.domain.states import JobState
@@ -347,10 +348,11 @@ class Steps:
             )
             price = self._provider.spec.model(video.model).price(video.size, video.seconds)
             await ledger.settle(session, video, price)
-            if JobState(before.job_state) is not JobState.DOWNLOADING:
-                session.add(VideoEvent(video_id=video.id, kind=EventKind.COMPLETED, data={}))
             sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
-            session.add(VideoEvent(video_id=video.id, kind=EventKind.ARCHIVED, data=sizes))
+            events = [(EventKind.ARCHIVED, sizes)]
+            if JobState(before.job_state) is not JobState.DOWNLOADING:
+                events.insert(0, (EventKind.COMPLETED, {}))
+            await queries.add_events(session, video.id, events)
             await outbound.emit(session, video, EventType.VIDEO_COMPLETED)
         return StepResult(None, released=True)
 
@@ -370,13 +372,8 @@ class Steps:
             )
             # Upstream charges nothing for a job that failed, so neither do we.
             await ledger.refund(session, video)
-            session.add(
-                VideoEvent(
-                    video_id=video.id,
-                    kind=EventKind.FAILED,
-                    data={"code": code, "message": message[:500]},
-                )
-            )
+            failure = {"code": code, "message": message[:500]}
+            await queries.add_events(session, video.id, [(EventKind.FAILED, failure)])
             await outbound.emit(session, video, EventType.VIDEO_FAILED)
         return StepResult(None, released=True)
 
@@ -431,41 +428,53 @@ class Steps:
         **values: Any,
     ) -> None:
         async with self._database.session() as session, session.begin():
-            video = await _guarded(session, claim, **values)
-            if event is not None:
-                session.add(VideoEvent(video_id=claim.video_id, kind=event[0], data=event[1]))
             if progressed:
+                video = await _guarded(session, claim, **values)
                 await outbound.emit(session, video, EventType.VIDEO_PROGRESS)
+            else:
+                await _fenced(session, claim, **values)
+            if event is not None:
+                await queries.add_events(session, claim.video_id, [event])
 
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:
             return await session.get(Video, video_id)
 
 
-# Every write under a lease runs this statement, built once, with the new values as execution
-# parameters: SQLAlchemy then sets the columns the parameters name. Building the statement anew
-# per write, `.values(...)` included, cost about a fifth of the engine's CPU (py-spy). The
-# fence's parameter names can't meet a column's.
-_FENCED = (
-    update(Video)
-    .where(Video.id == bindparam("fence_id"), Video.lease_version == bindparam("fence_version"))
-    .returning(Video)
-)
+# Every write under a lease runs one of these statements, built once, with the new values as
+# execution parameters: SQLAlchemy then sets the columns the parameters name. Building the
+# statement anew per write, `.values(...)` included, cost about a fifth of the engine's CPU
+# (py-spy). The fence's parameter names can't meet a column's.
+_FENCE = (Video.id == bindparam("fence_id"), Video.lease_version == bindparam("fence_version"))
+_FENCED = update(Video).where(*_FENCE).returning(Video)
+# For writes that need nothing back: loading the whole row into an ORM object is work too.
+_FENCED_ID = update(Video).where(*_FENCE).returning(Video.id)
 # Parameters name columns, not attributes (`metadata`, not `metadata_`); an unknown one would be
 # dropped without a word, so each is looked up here and a wrong name fails loudly.
 _COLUMN_OF = {prop.key: prop.columns[0].key for prop in inspect(Video).column_attrs}
 
 
-async def _guarded(session: AsyncSession, claim: Claim, **values: Any) -> Video:
-    """Apply `values` (by attribute name) only while the claim's fencing token is the video's."""
+def _fence_parameters(claim: Claim, values: dict[str, Any]) -> dict[str, Any]:
     parameters = {_COLUMN_OF[name]: value for name, value in values.items()}
     parameters.update(updated_at=utcnow(), fence_id=claim.video_id, fence_version=claim.version)
+    return parameters
+
+
+async def _guarded(session: AsyncSession, claim: Claim, **values: Any) -> Video:
+    """Apply `values` (by attribute name) only while the claim's fencing token is the video's;
+    the video as written."""
     video: Video | None = await session.scalar(
-        _FENCED, parameters, execution_options={"populate_existing": True}
+        _FENCED, _fence_parameters(claim, values), execution_options={"populate_existing": True}
     )
     if video is None:
         raise LeaseLost(claim.video_id)
     return video
+
+
+async def _fenced(session: AsyncSession, claim: Claim, **values: Any) -> None:
+    """`_guarded`, for a write that needs nothing back."""
+    if await session.scalar(_FENCED_ID, _fence_parameters(claim, values)) is None:
+        raise LeaseLost(claim.video_id)
 
 
 def _same_request(item: UpstreamVideo, video: Video) -> bool:
