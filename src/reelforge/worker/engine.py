@@ -90,6 +90,7 @@ class Engine:
     async def run(self, stopping: anyio.Event) -> None:
         """Claim and step until `stopping` is set, then let in-flight steps finish (bounded)."""
         async with self._stepping() as steps:
+            steps.start_soon(self._wake_when, stopping)
             while not stopping.is_set():
                 await self._housekeep()
                 claimed = await self._claim()
@@ -97,7 +98,7 @@ class Engine:
                     self._in_flight += 1
                     steps.start_soon(self._step, claim)
                 if not claimed:
-                    await self._idle(stopping)
+                    await self._idle()
             # Leaving the group waits for in-flight steps; past the deadline they are
             # cancelled, and their leases simply expire for another worker to take over.
             steps.cancel_scope.deadline = anyio.current_time() + self._config.drain_seconds
@@ -205,18 +206,17 @@ class Engine:
         except Exception:
             log.exception("could not release; the lease will expire", video=claim.video_id)
 
-    async def _idle(self, stopping: anyio.Event) -> None:
+    async def _idle(self) -> None:
         with anyio.move_on_after(self._config.idle_seconds):
-            async with anyio.create_task_group() as waiting:
-
-                async def on_stop() -> None:
-                    await stopping.wait()
-                    waiting.cancel_scope.cancel()
-
-                waiting.start_soon(on_stop)
-                await self._wake.wait()
-                waiting.cancel_scope.cancel()
+            await self._wake.wait()
         self._wake = anyio.Event()
+
+    async def _wake_when(self, stopping: anyio.Event) -> None:
+        """Cut an idle wait short when the engine is told to stop (one task for the engine's
+        life, not a task group per idle wait: the loop idles up to `1 / idle_seconds` times a
+        second)."""
+        await stopping.wait()
+        self.wake()
 
     async def _housekeep(self) -> None:
         now = anyio.current_time()
