@@ -7,7 +7,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from reelforge.db.claim import LeaseLost, claim_due, ensure_held, extend, release
+from reelforge.db.claim import LeaseLost, claim_due, ensure_held, extend, fenced, guarded, release
 from reelforge.db.engine import Database
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
@@ -88,3 +88,28 @@ async def test_concurrent_claimers_never_share_a_video(
             group.start_soon(claimer, f"w{n}")
 
     assert sorted(claimed) == sorted(ids)
+
+
+async def test_a_fenced_write_applies_under_the_current_token_and_nothing_under_a_stale_one(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    [video_id] = await make_videos(videos, ada, 1)
+    now = utcnow() + timedelta(seconds=1)
+    [stale] = await claim_due(database, owner="w1", now=now, lease=LEASE, limit=1)
+    later = now + LEASE + timedelta(seconds=1)
+    [current] = await claim_due(database, owner="w2", now=later, lease=LEASE, limit=1)
+
+    async with database.session() as session, session.begin():
+        with pytest.raises(LeaseLost):
+            await fenced(session, stale, progress=7, metadata_={"by": "stale"})
+        with pytest.raises(LeaseLost):
+            await guarded(session, stale, progress=7)
+    async with database.session() as session, session.begin():
+        await fenced(session, current, progress=40, metadata_={"by": "current"})
+    async with database.session() as session, session.begin():
+        written = await guarded(session, current, progress=41)
+        assert (written.progress, written.metadata_) == (41, {"by": "current"})
+        with pytest.raises(KeyError):
+            await fenced(session, current, no_such_column=1)
+
+    assert (await videos.get(ada, video_id)).progress == 41

@@ -219,6 +219,17 @@ async def spend_since(session: AsyncSession, user_id: str, since: datetime) -> D
     return Decimal(await session.scalar(query) or 0)
 
 
+_UPSTREAM_JOB = select(Video.id).where(
+    Video.provider == bindparam("provider"), Video.provider_video_id == bindparam("upstream_id")
+)
+
+
+async def upstream_job_taken(connection: AsyncConnection, provider: str, upstream_id: str) -> bool:
+    """Whether a video already refers to this upstream job."""
+    parameters = {"provider": provider, "upstream_id": upstream_id}
+    return await connection.scalar(_UPSTREAM_JOB, parameters) is not None
+
+
 _ADD_EVENTS = insert(cast(Table, VideoEvent.__table__))
 
 

@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from reelforge.db import videos as queries
-from reelforge.db.claim import Claim, LeaseLost, ensure_held, released
+from reelforge.db.claim import Claim, ensure_held, fenced, guarded, released
 from reelforge.db.engine import Database
 from reelforge.db.models import Video
 from reelforge.domain.clock import utcnow
@@ -161,11 +158,8 @@ class Steps:
         return None
 
     async def _taken(self, upstream_id: str) -> bool:
-        async with self._database.session() as session:
-            query = select(Video.id).where(
-                Video.provider == self._provider.name, Video.provider_video_id == upstream_id
-            )
-            return (await session.scalar(query)) is not None
+        async with self._database.reading() as connection:
+            return await queries.upstream_job_taken(connection, self._provider.name, upstream_id)
 
     async def _adopt(self, claim: Claim, upstream: UpstreamVideo) -> StepResult:
         state = _state_of(upstream.status)
@@ -337,7 +331,7 @@ class Steps:
 
     async def _finish(self, claim: Claim, before: Video, columns: dict[str, Any]) -> StepResult:
         async with self._database.session() as session, session.begin():
-            video = await _guarded(
+            video = await guarded(
                 session,
                 claim,
                 job_state=JobState.COMPLETED.value,
@@ -362,7 +356,7 @@ class Steps:
         self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
     ) -> StepResult:
         async with self._database.session() as session, session.begin():
-            video = await _guarded(
+            video = await guarded(
                 session,
                 claim,
                 job_state=state.value,
@@ -429,52 +423,16 @@ class Steps:
     ) -> None:
         async with self._database.session() as session, session.begin():
             if progressed:
-                video = await _guarded(session, claim, **values)
+                video = await guarded(session, claim, **values)
                 await outbound.emit(session, video, EventType.VIDEO_PROGRESS)
             else:
-                await _fenced(session, claim, **values)
+                await fenced(session, claim, **values)
             if event is not None:
                 await queries.add_events(session, claim.video_id, [event])
 
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:
             return await session.get(Video, video_id)
-
-
-# Every write under a lease runs one of these statements, built once, with the new values as
-# execution parameters: SQLAlchemy then sets the columns the parameters name. Building the
-# statement anew per write, `.values(...)` included, cost about a fifth of the engine's CPU
-# (py-spy). The fence's parameter names can't meet a column's.
-_FENCE = (Video.id == bindparam("fence_id"), Video.lease_version == bindparam("fence_version"))
-_FENCED = update(Video).where(*_FENCE).returning(Video)
-# For writes that need nothing back: loading the whole row into an ORM object is work too.
-_FENCED_ID = update(Video).where(*_FENCE).returning(Video.id)
-# Parameters name columns, not attributes (`metadata`, not `metadata_`); an unknown one would be
-# dropped without a word, so each is looked up here and a wrong name fails loudly.
-_COLUMN_OF = {prop.key: prop.columns[0].key for prop in inspect(Video).column_attrs}
-
-
-def _fence_parameters(claim: Claim, values: dict[str, Any]) -> dict[str, Any]:
-    parameters = {_COLUMN_OF[name]: value for name, value in values.items()}
-    parameters.update(updated_at=utcnow(), fence_id=claim.video_id, fence_version=claim.version)
-    return parameters
-
-
-async def _guarded(session: AsyncSession, claim: Claim, **values: Any) -> Video:
-    """Apply `values` (by attribute name) only while the claim's fencing token is the video's;
-    the video as written."""
-    video: Video | None = await session.scalar(
-        _FENCED, _fence_parameters(claim, values), execution_options={"populate_existing": True}
-    )
-    if video is None:
-        raise LeaseLost(claim.video_id)
-    return video
-
-
-async def _fenced(session: AsyncSession, claim: Claim, **values: Any) -> None:
-    """`_guarded`, for a write that needs nothing back."""
-    if await session.scalar(_FENCED_ID, _fence_parameters(claim, values)) is None:
-        raise LeaseLost(claim.video_id)
 
 
 def _same_request(item: UpstreamVideo, video: Video) -> bool:
