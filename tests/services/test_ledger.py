@@ -5,25 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
 
 from reelforge.db.engine import Database
-from reelforge.db.models import LedgerEntry, Video
+from reelforge.db.models import Video
 from reelforge.domain.accounts import Account
 from reelforge.services import ledger
 from reelforge.services.videos import NewVideo, Videos
+from tests.support.engine import ledger_of
 
 pytestmark = pytest.mark.anyio
-
-
-async def entries(database: Database, video_id: str) -> list[tuple[str, Decimal]]:
-    async with database.session() as session:
-        rows = await session.execute(
-            select(LedgerEntry.kind, LedgerEntry.amount)
-            .where(LedgerEntry.video_id == video_id)
-            .order_by(LedgerEntry.id)
-        )
-        return [(kind, amount) for kind, amount in rows]
 
 
 async def close(database: Database, video_id: str, how: str) -> tuple[bool, Decimal | None]:
@@ -53,4 +43,4 @@ async def test_the_first_settle_or_refund_closes_the_ledger_and_the_second_chang
     assert await close(database, view.id, first) == (True, final)
     assert await close(database, view.id, then) == (False, final)
 
-    assert await entries(database, view.id) == [("reserve", estimate), (first, amount)]
+    assert await ledger_of(database, view.id) == [("reserve", estimate), (first, amount)]

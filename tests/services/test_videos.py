@@ -18,6 +18,7 @@ from reelforge.domain.quotas import LimitExceededError, QuotaPolicy
 from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import Order
 from reelforge.services.videos import NewVideo, Videos
+from tests.support.engine import ledger_of
 
 pytestmark = pytest.mark.anyio
 
@@ -26,16 +27,6 @@ def png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "teal").save(buffer, "PNG")
     return buffer.getvalue()
-
-
-async def ledger_rows(database: Database, video_id: str) -> list[tuple[str, Decimal]]:
-    async with database.session() as session:
-        rows = await session.execute(
-            select(LedgerEntry.kind, LedgerEntry.amount)
-            .where(LedgerEntry.video_id == video_id)
-            .order_by(LedgerEntry.id)
-        )
-        return [(kind, Decimal(amount)) for kind, amount in rows]
 
 
 async def finish(database: Database, video_id: str) -> None:
@@ -57,7 +48,7 @@ async def test_create_fills_defaults_prices_and_reserves(
     assert (view.model, view.size, view.seconds) == ("sora-2", "720x1280", "4")
     assert view.status is VideoStatus.QUEUED
     assert view.cost_estimate == Decimal("0.40")
-    assert await ledger_rows(database, view.id) == [("reserve", Decimal("0.40"))]
+    assert await ledger_of(database, view.id) == [("reserve", Decimal("0.40"))]
     assert [e.kind for e in await videos.events(ada, view.id)] == ["created"]
 
 
@@ -147,7 +138,7 @@ async def test_cancel_before_submission_refunds_once(
 
     assert cancelled.status is VideoStatus.CANCELLED
     assert again.status is VideoStatus.CANCELLED
-    assert await ledger_rows(database, view.id) == [
+    assert await ledger_of(database, view.id) == [
         ("reserve", Decimal("0.40")),
         ("refund", Decimal("-0.40")),
     ]
@@ -176,7 +167,7 @@ async def test_delete_is_idempotent_and_hides_the_video(
     with pytest.raises(NotFoundError):
         await videos.get(ada, view.id)
     assert (await videos.page(ada)).items == []
-    assert [kind for kind, _ in await ledger_rows(database, view.id)] == ["reserve", "refund"]
+    assert [kind for kind, _ in await ledger_of(database, view.id)] == ["reserve", "refund"]
 
 
 async def test_remix_needs_a_completed_parent(

@@ -343,10 +343,12 @@ class Steps:
             price = self._provider.spec.model(video.model).price(video.size, video.seconds)
             await ledger.settle(session, video, price)
             sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
-            events = [(EventKind.ARCHIVED, sizes)]
-            if JobState(before.job_state) is not JobState.DOWNLOADING:
-                events.insert(0, (EventKind.COMPLETED, {}))
-            await queries.add_events(session, video.id, events)
+            # A video that was DOWNLOADING already had its COMPLETED event (`_archive_failed`).
+            first = JobState(before.job_state) is not JobState.DOWNLOADING
+            completed: list[tuple[str, dict[str, Any]]] = (
+                [(EventKind.COMPLETED, {})] if first else []
+            )
+            await queries.add_events(session, video.id, [*completed, (EventKind.ARCHIVED, sizes)])
             await outbound.emit(session, video, EventType.VIDEO_COMPLETED)
         return StepResult(None, released=True)
 
