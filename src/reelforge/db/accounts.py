@@ -12,7 +12,8 @@ from reelforge.db.models import ApiKey, User
 from reelforge.domain.accounts import Account, KeyInfo, Role
 
 
-def to_account(user: User) -> Account:
+def to_account(user: User | Row[Any]) -> Account:
+    """From an ORM object or a Core row of `users` (the per-request reads skip the ORM)."""
     return Account(
         id=user.id,
         email=user.email,
@@ -50,7 +51,7 @@ async def account_by_id(connection: AsyncConnection, user_id: str) -> Account | 
     row = cast(
         "Row[Any] | None", (await connection.execute(_ACCOUNT, {"user_id": user_id})).first()
     )
-    return row_to_account(row) if row is not None else None
+    return to_account(row) if row is not None else None
 
 
 async def count_users(session: AsyncSession) -> int:
@@ -96,14 +97,3 @@ async def key_with_owner(connection: AsyncConnection, prefix: str) -> Row[Any] |
     request made with an API key)."""
     result = await connection.execute(_KEY_WITH_OWNER, {"prefix": prefix})
     return cast("Row[Any] | None", result.first())
-
-
-def row_to_account(row: Row[Any]) -> Account:
-    return Account(
-        id=row.id,
-        email=row.email,
-        display_name=row.display_name,
-        role=Role(row.role),
-        disabled=row.disabled,
-        created_at=row.created_at,
-    )

@@ -88,4 +88,4 @@ class ApiKeys:
                 await session.execute(
                     update(ApiKey).where(ApiKey.id == row.key_id).values(last_used_at=now)
                 )
-        return queries.row_to_account(row)
+        return queries.to_account(row)
