@@ -11,6 +11,7 @@ from reelforge.db.claim import LeaseLost, claim_due, ensure_held, extend, fenced
 from reelforge.db.engine import Database
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
+from reelforge.services.outbound import Webhooks
 from reelforge.services.videos import NewVideo, Videos
 
 pytestmark = pytest.mark.anyio
@@ -99,17 +100,41 @@ async def test_a_fenced_write_applies_under_the_current_token_and_nothing_under_
     later = now + LEASE + timedelta(seconds=1)
     [current] = await claim_due(database, owner="w2", now=later, lease=LEASE, limit=1)
 
-    async with database.session() as session, session.begin():
+    async with database.transaction() as connection:
         with pytest.raises(LeaseLost):
-            await fenced(session, stale, progress=7, metadata_={"by": "stale"})
+            await fenced(connection, stale, progress=7, metadata_={"by": "stale"})
         with pytest.raises(LeaseLost):
-            await guarded(session, stale, progress=7)
-    async with database.session() as session, session.begin():
-        await fenced(session, current, progress=40, metadata_={"by": "current"})
-    async with database.session() as session, session.begin():
-        written = await guarded(session, current, progress=41)
-        assert (written.progress, written.metadata_) == (41, {"by": "current"})
+            await guarded(connection, stale, progress=7)
+    async with database.transaction() as connection:
+        await fenced(connection, current, progress=40, metadata_={"by": "current"})
+    async with database.transaction() as connection:
+        written = await guarded(connection, current, progress=41)
+        assert (written.progress, written.metadata, written.subscribed) == (
+            41,
+            {"by": "current"},
+            False,
+        )
         with pytest.raises(KeyError):
-            await fenced(session, current, no_such_column=1)
+            await fenced(connection, current, no_such_column=1)
 
     assert (await videos.get(ada, video_id)).progress == 41
+
+
+async def test_a_guarded_write_says_whether_the_owner_has_a_webhook_endpoint(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    await make_videos(videos, ada, 1)
+    [claim] = await claim_due(
+        database, owner="w1", now=utcnow() + timedelta(seconds=1), lease=LEASE, limit=1
+    )
+    hooks = Webhooks(database)
+
+    async def subscribed() -> bool:
+        async with database.transaction() as connection:
+            return bool((await guarded(connection, claim, progress=1)).subscribed)
+
+    assert not await subscribed()
+    endpoint, _secret = await hooks.create_endpoint(ada, "https://hooks.example.org/")
+    assert await subscribed()
+    await hooks.delete_endpoint(ada, endpoint.id)
+    assert not await subscribed()

@@ -20,10 +20,11 @@ async def close(database: Database, video_id: str, how: str) -> tuple[bool, Deci
     """Settle at 0.25 or refund in a transaction of its own; what it said and the final cost."""
     async with database.session() as session, session.begin():
         video = await session.get_one(Video, video_id)
+        connection = await session.connection()
         if how == "settle":
-            closed = await ledger.settle(session, video, Decimal("0.25"))
+            closed = await ledger.settle(connection, video, Decimal("0.25"))
         else:
-            closed = await ledger.refund(session, video)
+            closed = await ledger.refund(connection, video)
     async with database.session() as session:
         return closed, (await session.get_one(Video, video_id)).cost_final
 

@@ -80,16 +80,16 @@ async def test_an_event_exists_only_if_its_transaction_commits(
     assert await _count(database) == 1  # video.created, with the create
 
     async def failing_change() -> None:
-        async with database.session() as session, session.begin():
-            assert await outbound.emit(session, view, "video.progress") == 1
+        async with database.transaction() as connection:
+            assert await outbound.emit(connection, view, "video.progress") == 1
             raise RuntimeError("the state change failed")
 
     with pytest.raises(RuntimeError):
         await failing_change()
     assert await _count(database) == 1
 
-    async with database.session() as session, session.begin():
-        assert await outbound.emit(session, view, EventType.VIDEO_COMPLETED) == 1
+    async with database.transaction() as connection:
+        assert await outbound.emit(connection, view, EventType.VIDEO_COMPLETED) == 1
     assert await _count(database) == 2
 
 
@@ -97,9 +97,9 @@ async def test_emit_rejects_unknown_event_types(
     database: Database, videos: Videos, ada: Account
 ) -> None:
     view, _ = await videos.create(ada, NewVideo(prompt="a fox in snow"))
-    async with database.session() as session:
+    async with database.transaction() as connection:
         with pytest.raises(ValueError, match=r"video\.exploded"):
-            await outbound.emit(session, view, "video.exploded")
+            await outbound.emit(connection, view, "video.exploded")
 
 
 class _Rendezvous:

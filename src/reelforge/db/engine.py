@@ -32,6 +32,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _roll_back_if_open(dbapi_connection: Any, _record: Any, state: Any) -> None:
+    # The pool's own reset rolls back every connection it gets back, and on aiosqlite each
+    # rollback is a trip to the connection's thread; a committed write or a plain read leaves
+    # no transaction open (the driver begins one only before a write), so ask first.
+    if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
+
+
 class _WriteGate:
     """One SQLite writer at a time in this process, queued on an asyncio lock.
 
@@ -102,8 +110,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, pool_reset_on_return=None, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # Before the write gate's listener: a connection is rolled back before the gate lets
+        # the next writer in.
+        event.listen(engine.sync_engine.pool, "reset", _roll_back_if_open)
         _WriteGate().install(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -137,6 +148,14 @@ class Database:
         """A connection for reads that need no transaction: each statement sees the latest
         committed data on its own. Writes belong in a session."""
         async with self._reader.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed when the block ends and rolled back if it
+        raises: for writes that need no ORM session. The job engine writes this way; a Core
+        statement costs about a third less CPU than the same statement through a session."""
+        async with self.engine.begin() as connection:
             yield connection
 
     async def ping(self) -> None:

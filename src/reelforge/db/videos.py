@@ -234,7 +234,7 @@ _ADD_EVENTS = insert(cast(Table, VideoEvent.__table__))
 
 
 async def add_events(
-    session: AsyncSession, video_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+    connection: AsyncConnection, video_id: str, events: Sequence[tuple[str, dict[str, Any]]]
 ) -> None:
     """Append `(kind, data)` events to a video's history in one statement; no ids come back,
     which spares SQLite a statement per event (it returns generated ids one row at a time)."""
@@ -243,7 +243,7 @@ async def add_events(
         {"video_id": video_id, "kind": kind, "actor": None, "data": data, "created_at": now}
         for kind, data in events
     ]
-    await session.execute(_ADD_EVENTS, rows)
+    await connection.execute(_ADD_EVENTS, rows)
 
 
 _LEDGER_TABLE = cast(Table, LedgerEntry.__table__)
@@ -267,7 +267,7 @@ _CLOSE_LEDGER = insert(_LEDGER_TABLE).from_select(
 
 
 async def close_ledger(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     user_id: str,
     video_id: str,
@@ -283,5 +283,18 @@ async def close_ledger(
         "amount": amount,
         "created_at": now,
     }
-    result = await session.execute(_CLOSE_LEDGER, parameters)
-    return bool(getattr(result, "rowcount", 0))
+    result = await connection.execute(_CLOSE_LEDGER, parameters)
+    return bool(result.rowcount)
+
+
+_VIDEOS = cast(Table, Video.__table__)
+_FINAL_COST = (
+    update(_VIDEOS)
+    .where(_VIDEOS.c.id == bindparam("video_id"))
+    .values(cost_final=bindparam("final"))
+)
+
+
+async def record_final_cost(connection: AsyncConnection, video_id: str, final: Decimal) -> None:
+    """Write what the video finally cost (the ledger's settle or refund says how it closed)."""
+    await connection.execute(_FINAL_COST, {"video_id": video_id, "final": final})

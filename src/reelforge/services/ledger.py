@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelforge.db import videos as queries
 from reelforge.db.models import LedgerEntry, Video
 from reelforge.domain.clock import utcnow
+from reelforge.domain.videos import VideoView
 
 
 def reserve(session: AsyncSession, video: Video) -> None:
@@ -26,22 +27,36 @@ def reserve(session: AsyncSession, video: Video) -> None:
     )
 
 
-async def settle(session: AsyncSession, video: Video, final: Decimal) -> bool:
-    """Charge `final` for `video`; False when it was already settled or refunded."""
-    return await _close(session, video, "settle", final - video.cost_estimate, final)
+async def settle(connection: AsyncConnection, video: Video | VideoView, final: Decimal) -> bool:
+    """Charge `final` for `video` and record it as its final cost; False (and nothing written)
+    when the video was already settled or refunded.
+
+    Runs on the caller's connection, in its transaction: from an ORM session, pass
+    `await session.connection()`, and refresh the video to see its final cost.
+    """
+    return await _close(connection, video, "settle", final - video.cost_estimate, final)
 
 
-async def refund(session: AsyncSession, video: Video) -> bool:
-    """Give the reservation back; False when it was already settled or refunded."""
-    return await _close(session, video, "refund", -video.cost_estimate, Decimal(0))
+async def refund(connection: AsyncConnection, video: Video | VideoView) -> bool:
+    """Give the reservation back (final cost 0); False when it was already settled or refunded."""
+    return await _close(connection, video, "refund", -video.cost_estimate, Decimal(0))
 
 
 async def _close(
-    session: AsyncSession, video: Video, kind: str, amount: Decimal, final: Decimal
+    connection: AsyncConnection,
+    video: Video | VideoView,
+    kind: str,
+    amount: Decimal,
+    final: Decimal,
 ) -> bool:
     closed = await queries.close_ledger(
-        session, user_id=video.owner_id, video_id=video.id, kind=kind, amount=amount, now=utcnow()
+        connection,
+        user_id=video.owner_id,
+        video_id=video.id,
+        kind=kind,
+        amount=amount,
+        now=utcnow(),
     )
     if closed:
-        video.cost_final = final
+        await queries.record_final_cost(connection, video.id, final)
     return closed

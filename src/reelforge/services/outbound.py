@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from ipaddress import ip_address
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
 from reelforge.db.engine import Database
@@ -95,48 +95,56 @@ def new_secret() -> str:
 
 
 # Built once: the engine emits on every completion, and building it cost more than running it.
-_ENABLED_ENDPOINTS = select(WebhookEndpoint).where(
-    WebhookEndpoint.user_id == bindparam("owner_id"), WebhookEndpoint.enabled.is_(True)
+_ENDPOINTS = cast(Table, WebhookEndpoint.__table__).c
+_ENABLED_ENDPOINTS = select(_ENDPOINTS.id, _ENDPOINTS.event_types).where(
+    _ENDPOINTS.user_id == bindparam("owner_id"), _ENDPOINTS.enabled.is_(True)
 )
+_ADD_DELIVERIES = insert(cast(Table, WebhookDelivery.__table__))
 
 
 async def emit(
-    session: AsyncSession,
+    connection: AsyncConnection,
     video: Video | VideoView,
     event_type: EventType | str,
     *,
     now: datetime | None = None,
+    subscribed: bool = True,
 ) -> int:
     """Queue `event_type` about `video` for each enabled endpoint of its owner that wants it.
 
-    Runs in the caller's transaction and sends nothing: the rows are committed (or rolled back)
-    with the caller's change. Returns how many deliveries were queued.
+    Runs in the caller's transaction (from an ORM session, pass `await session.connection()`)
+    and sends nothing: the rows are committed (or rolled back) with the caller's change.
+    `subscribed=False` says the caller already knows the owner has no enabled endpoint (a
+    fenced write returns that), which spares a query. Returns how many deliveries were queued.
     """
     kind = EventType(event_type)
-    endpoints = (await session.scalars(_ENABLED_ENDPOINTS, {"owner_id": video.owner_id})).all()
-    wanted = [endpoint for endpoint in endpoints if kind.value in endpoint.event_types]
+    if not subscribed:
+        return 0
+    endpoints = await connection.execute(_ENABLED_ENDPOINTS, {"owner_id": video.owner_id})
+    wanted = [endpoint.id for endpoint in endpoints if kind.value in endpoint.event_types]
     if not wanted:
         return 0
     now = now or utcnow()
     event_id = new_id("evt")
     payload = event_payload(event_id, kind, now, _snapshot(video))
-    for endpoint in wanted:
-        session.add(
-            WebhookDelivery(
-                # Doubles as the `webhook-id` header: the same across retries, so receivers can
-                # dedupe, and distinct from the event id, as OpenAI's `wh_…` ids are.
-                id=new_id("wh"),
-                endpoint_id=endpoint.id,
-                event_id=event_id,
-                event_type=kind.value,
-                video_id=video.id,
-                payload=payload,
-                status=DeliveryStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+    deliveries = [
+        {
+            # Doubles as the `webhook-id` header: the same across retries, so receivers can
+            # dedupe, and distinct from the event id, as OpenAI's `wh_…` ids are.
+            "id": new_id("wh"),
+            "endpoint_id": endpoint_id,
+            "event_id": event_id,
+            "event_type": kind.value,
+            "video_id": video.id,
+            "payload": payload,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for endpoint_id in wanted
+    ]
+    await connection.execute(_ADD_DELIVERIES, deliveries)
     return len(wanted)
 
 

@@ -301,7 +301,7 @@ class Videos:
                     data=_event_data(video),
                 )
             )
-            await outbound.emit(session, video, EventType.VIDEO_CREATED)
+            await outbound.emit(await session.connection(), video, EventType.VIDEO_CREATED)
         if self.on_accepted is not None:
             await self.on_accepted(video.id)
         return queries.to_view(video), True
@@ -363,14 +363,15 @@ async def _cancel(session: AsyncSession, video: Video, account: Account) -> None
             next_check_at=utcnow() if submitted else None,
         )
     )
-    await session.refresh(video)
+    connection = await session.connection()
     if submitted:
         # Upstream has (or may have) started generating; that cost is real.
-        await ledger.settle(session, video, video.cost_estimate)
+        await ledger.settle(connection, video, video.cost_estimate)
     else:
-        await ledger.refund(session, video)
+        await ledger.refund(connection, video)
+    await session.refresh(video)  # the state above and the final cost the ledger wrote
     session.add(VideoEvent(video_id=video.id, kind=EventKind.CANCELLED, actor=account.id))
-    await outbound.emit(session, video, EventType.VIDEO_CANCELLED)
+    await outbound.emit(connection, video, EventType.VIDEO_CANCELLED)
 
 
 def _request_hash(

@@ -330,9 +330,9 @@ class Steps:
         )
 
     async def _finish(self, claim: Claim, before: Video, columns: dict[str, Any]) -> StepResult:
-        async with self._database.session() as session, session.begin():
-            video = await guarded(
-                session,
+        async with self._database.transaction() as connection:
+            row = await guarded(
+                connection,
                 claim,
                 job_state=JobState.COMPLETED.value,
                 archived_at=utcnow(),
@@ -340,16 +340,21 @@ class Steps:
                 **columns,
                 **released(None),
             )
-            price = self._provider.spec.model(video.model).price(video.size, video.seconds)
-            await ledger.settle(session, video, price)
+            video = queries.to_view(row)
+            price = self._provider.spec.model(row.model).price(row.size, row.seconds)
+            await ledger.settle(connection, video, price)
             sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
             # A video that was DOWNLOADING already had its COMPLETED event (`_archive_failed`).
             first = JobState(before.job_state) is not JobState.DOWNLOADING
             completed: list[tuple[str, dict[str, Any]]] = (
                 [(EventKind.COMPLETED, {})] if first else []
             )
-            await queries.add_events(session, video.id, [*completed, (EventKind.ARCHIVED, sizes)])
-            await outbound.emit(session, video, EventType.VIDEO_COMPLETED)
+            await queries.add_events(
+                connection, video.id, [*completed, (EventKind.ARCHIVED, sizes)]
+            )
+            await outbound.emit(
+                connection, video, EventType.VIDEO_COMPLETED, subscribed=row.subscribed
+            )
         return StepResult(None, released=True)
 
     # --- endings ------------------------------------------------------------------------
@@ -357,20 +362,23 @@ class Steps:
     async def _fail(
         self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
     ) -> StepResult:
-        async with self._database.session() as session, session.begin():
-            video = await guarded(
-                session,
+        async with self._database.transaction() as connection:
+            row = await guarded(
+                connection,
                 claim,
                 job_state=state.value,
                 error_code=code[:80],
                 error_message=message[:2000],
                 **released(None),
             )
+            video = queries.to_view(row)
             # Upstream charges nothing for a job that failed, so neither do we.
-            await ledger.refund(session, video)
+            await ledger.refund(connection, video)
             failure = {"code": code, "message": message[:500]}
-            await queries.add_events(session, video.id, [(EventKind.FAILED, failure)])
-            await outbound.emit(session, video, EventType.VIDEO_FAILED)
+            await queries.add_events(connection, video.id, [(EventKind.FAILED, failure)])
+            await outbound.emit(
+                connection, video, EventType.VIDEO_FAILED, subscribed=row.subscribed
+            )
         return StepResult(None, released=True)
 
     async def _clean_up(self, claim: Claim, video: Video) -> StepResult:
@@ -423,14 +431,19 @@ class Steps:
         progressed: bool = False,
         **values: Any,
     ) -> None:
-        async with self._database.session() as session, session.begin():
+        async with self._database.transaction() as connection:
             if progressed:
-                video = await guarded(session, claim, **values)
-                await outbound.emit(session, video, EventType.VIDEO_PROGRESS)
+                row = await guarded(connection, claim, **values)
+                await outbound.emit(
+                    connection,
+                    queries.to_view(row),
+                    EventType.VIDEO_PROGRESS,
+                    subscribed=row.subscribed,
+                )
             else:
-                await fenced(session, claim, **values)
+                await fenced(connection, claim, **values)
             if event is not None:
-                await queries.add_events(session, claim.video_id, [event])
+                await queries.add_events(connection, claim.video_id, [event])
 
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:
