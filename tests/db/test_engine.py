@@ -112,6 +112,31 @@ async def test_sqlite_writers_in_one_process_queue_rather_than_time_out(
     assert len(rows) == 20
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_sqlite_connection_given_back_mid_transaction_is_rolled_back(
+    migrated_url: str,
+) -> None:
+    """The pool rolls back only a connection with a transaction open (each rollback is a trip
+    to the driver's thread); one left open behind SQLAlchemy's back is still rolled back."""
+    database = Database(migrated_url, pool_size=1, max_overflow=0)
+    try:
+        async with database.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.execute(
+                "INSERT INTO webhook_receipts (provider, webhook_id, event_type, received_at)"
+                " VALUES ('p', 'msg_left_open', 't', '2026-11-26 00:00:00.000000')"
+            )
+            left_open = driver.in_transaction
+        async with database.engine.connect() as connection:
+            again = (await connection.get_raw_connection()).driver_connection
+            rows = (await connection.execute(select(WebhookReceipt.webhook_id))).all()
+    finally:
+        await database.close()
+
+    assert (left_open, again is driver, rows) == (True, True, [])
+
+
 async def test_datetimes_come_back_aware_and_in_utc(migrated_url: str) -> None:
     database = Database(migrated_url)
     created = datetime(2026, 9, 24, 12, 0, tzinfo=timezone(timedelta(hours=2)))
