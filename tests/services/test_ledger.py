@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
+from reelforge.db.claim import claim_due, guarded
 from reelforge.db.engine import Database
 from reelforge.db.models import Video
+from reelforge.db.videos import to_view
 from reelforge.domain.accounts import Account
+from reelforge.domain.clock import utcnow
 from reelforge.services import ledger
 from reelforge.services.videos import NewVideo, Videos
 from tests.support.engine import ledger_of
 
 pytestmark = pytest.mark.anyio
+
+LEASE = timedelta(seconds=30)
 
 
 async def close(database: Database, video_id: str, how: str) -> tuple[bool, Decimal | None]:
@@ -45,3 +51,27 @@ async def test_the_first_settle_or_refund_closes_the_ledger_and_the_second_chang
     assert await close(database, view.id, then) == (False, final)
 
     assert await ledger_of(database, view.id) == [("reserve", estimate), (first, amount)]
+
+
+async def test_the_last_fenced_write_of_a_job_carries_its_final_cost_only_while_the_ledger_is_open(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    view, _ = await videos.create(ada, NewVideo(prompt="a lighthouse"))
+    [claim] = await claim_due(
+        database, owner="w1", now=utcnow() + timedelta(seconds=1), lease=LEASE, limit=1
+    )
+
+    async def end(final: Decimal, *, then_settle: bool) -> tuple[Decimal | None, bool]:
+        async with database.transaction() as connection:
+            row = await guarded(connection, claim, final_cost=final)
+            closed = then_settle and await ledger.settle(connection, to_view(row), final)
+        return row.cost_final, closed
+
+    assert await end(Decimal("0.25"), then_settle=True) == (Decimal("0.25"), True)
+    assert await end(Decimal("0.99"), then_settle=True) == (Decimal("0.25"), False)
+    assert await end(Decimal("0.99"), then_settle=False) == (Decimal("0.25"), False)
+    settled = Decimal("0.25") - view.cost_estimate
+    assert await ledger_of(database, view.id) == [
+        ("reserve", view.cost_estimate),
+        ("settle", settled),
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     exists,
     inspect,
     or_,
@@ -29,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelforge.db.engine import Database
 from reelforge.db.models import Video, WebhookEndpoint
+from reelforge.db.videos import ledger_closed
 from reelforge.domain.clock import utcnow
 
 
@@ -146,6 +149,15 @@ _SUBSCRIBED = (
     .label("subscribed")
 )
 _FENCED = update(_VIDEOS).where(*_FENCE).returning(*_VIDEOS.c, _SUBSCRIBED)
+# The final cost goes in with the write that ends the job, unless the ledger is already closed:
+# the settle or refund that follows in the same transaction is then refused too, so the video's
+# cost and its ledger agree (and the ledger has no cost of its own to write).
+_FENCED_COSTED = _FENCED.values(
+    cost_final=case(
+        (ledger_closed(_VIDEOS.c.id), _VIDEOS.c.cost_final),
+        else_=bindparam("final_cost", type_=_VIDEOS.c.cost_final.type),
+    )
+)
 _FENCED_ID = update(_VIDEOS).where(*_FENCE).returning(_VIDEOS.c.id)
 # Parameters name columns, not attributes (`metadata`, not `metadata_`); an unknown one would be
 # dropped without a word, so each is looked up here and a wrong name fails loudly.
@@ -158,14 +170,22 @@ def _fence_parameters(claim: Claim, values: dict[str, Any]) -> dict[str, Any]:
     return parameters
 
 
-async def guarded(connection: AsyncConnection, claim: Claim, **values: Any) -> Row[Any]:
+async def guarded(
+    connection: AsyncConnection, claim: Claim, *, final_cost: Decimal | None = None, **values: Any
+) -> Row[Any]:
     """Apply `values` (by attribute name) in the connection's transaction only while the claim's
     fencing token is the video's, else raise LeaseLost.
 
-    Returns the video's row as written, with `subscribed`: whether its owner has an enabled
-    webhook endpoint (see `outbound.emit`).
+    `final_cost`: also the video's final cost, written only while its ledger is open (for the
+    write that ends a job, before its settle or refund). Returns the video's row as written,
+    with `subscribed`: whether its owner has an enabled webhook endpoint (see `outbound.emit`).
     """
-    row = (await connection.execute(_FENCED, _fence_parameters(claim, values))).first()
+    parameters = _fence_parameters(claim, values)
+    statement = _FENCED
+    if final_cost is not None:
+        statement = _FENCED_COSTED
+        parameters["final_cost"] = final_cost
+    row = (await connection.execute(statement, parameters)).first()
     if row is None:
         raise LeaseLost(claim.video_id)
     return row

@@ -248,6 +248,13 @@ async def add_events(
 
 _LEDGER_TABLE = cast(Table, LedgerEntry.__table__)
 _LEDGER = _LEDGER_TABLE.c
+
+
+def ledger_closed(video_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether the video's ledger is closed: it has its settle or its refund."""
+    return exists().where(_LEDGER.video_id == video_id, _LEDGER.kind.in_(("settle", "refund")))
+
+
 # A settle or refund closes a video's ledger: the row goes in only when neither is there yet,
 # checked and written in one statement (the (video, kind) unique constraint backs it up).
 _CLOSE_LEDGER = insert(_LEDGER_TABLE).from_select(
@@ -258,11 +265,7 @@ _CLOSE_LEDGER = insert(_LEDGER_TABLE).from_select(
         bindparam("kind", type_=_LEDGER.kind.type),
         bindparam("amount", type_=_LEDGER.amount.type),
         bindparam("created_at", type_=_LEDGER.created_at.type),
-    ).where(
-        ~exists().where(
-            _LEDGER.video_id == bindparam("video_id"), _LEDGER.kind.in_(("settle", "refund"))
-        )
-    ),
+    ).where(~ledger_closed(bindparam("video_id"))),
 )
 
 

@@ -18,6 +18,9 @@ from reelforge.db.models import LedgerEntry, Video
 from reelforge.domain.clock import utcnow
 from reelforge.domain.videos import VideoView
 
+# What a refunded video finally cost.
+REFUNDED_COST = Decimal(0)
+
 
 def reserve(session: AsyncSession, video: Video) -> None:
     session.add(
@@ -38,8 +41,8 @@ async def settle(connection: AsyncConnection, video: Video | VideoView, final: D
 
 
 async def refund(connection: AsyncConnection, video: Video | VideoView) -> bool:
-    """Give the reservation back (final cost 0); False when it was already settled or refunded."""
-    return await _close(connection, video, "refund", -video.cost_estimate, Decimal(0))
+    """Give the reservation back; False when it was already settled or refunded."""
+    return await _close(connection, video, "refund", -video.cost_estimate, REFUNDED_COST)
 
 
 async def _close(
@@ -57,6 +60,7 @@ async def _close(
         amount=amount,
         now=utcnow(),
     )
-    if closed:
+    # The engine's last write of a job puts the final cost in already (`guarded(final_cost=)`).
+    if closed and video.cost_final != final:
         await queries.record_final_cost(connection, video.id, final)
     return closed

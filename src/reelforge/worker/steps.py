@@ -330,10 +330,12 @@ class Steps:
         )
 
     async def _finish(self, claim: Claim, before: Video, columns: dict[str, Any]) -> StepResult:
+        price = self._provider.spec.model(before.model).price(before.size, before.seconds)
         async with self._database.transaction() as connection:
             row = await guarded(
                 connection,
                 claim,
+                final_cost=price,
                 job_state=JobState.COMPLETED.value,
                 archived_at=utcnow(),
                 last_error=None,
@@ -341,7 +343,6 @@ class Steps:
                 **released(None),
             )
             video = queries.to_view(row)
-            price = self._provider.spec.model(row.model).price(row.size, row.seconds)
             await ledger.settle(connection, video, price)
             sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
             # A video that was DOWNLOADING already had its COMPLETED event (`_archive_failed`).
@@ -366,6 +367,7 @@ class Steps:
             row = await guarded(
                 connection,
                 claim,
+                final_cost=ledger.REFUNDED_COST,
                 job_state=state.value,
                 error_code=code[:80],
                 error_message=message[:2000],
