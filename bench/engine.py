@@ -21,12 +21,12 @@ In one run, on the same database:
    60 s safety net) and the emulator signing `video.completed` events to a receiver in this
    process that runs Reelforge's inbound webhook service, which nudges the engine.
 
-Printed for each run: videos/s and its ratio to the bare claim rate (goal >= 0.5), CPU per
-video in this process, database transactions committed and SQL statements sent per video
-(claims included, empty ones too; the bare claim's per row are printed beside), double claims
-(upstream jobs not referenced by exactly one video; must be 0), and upstream calls per
-completed video from the upstream's own counters (goal with webhooks: 1 create, <= 2
-retrieves).
+Printed for each run: videos/s and its ratio to the bare claim rate (the goal, >= 0.5, is the
+engine alone's), CPU per video in this process, database transactions committed and SQL
+statements sent per video (claims included, empty ones too; the bare claim's per row are
+printed beside), double claims (upstream jobs not referenced by exactly one video; must be 0),
+and upstream calls per completed video from the upstream's own counters (goal with webhooks:
+1 create, <= 2 retrieves).
 """
 
 from __future__ import annotations
@@ -92,6 +92,12 @@ from reelforge.worker.engine import Engine, EngineConfig
 from reelforge.worker.steps import Steps
 
 TERMINAL = [state.value for state in JobState if state.is_terminal]
+
+# The issue's goal compares the engine alone with the bare claim: the polling and webhook runs
+# add the SDK, HTTP and a webhook receiver in this process, and show what those cost beside it.
+ALONE = "instant in-memory provider (the engine alone)"
+RATIO_GOAL = 0.5
+RATIO_GOAL_LABEL = f" (goal >= {RATIO_GOAL})"
 
 
 def stub_renderer(spec: RenderSpec, progress: Callable[[float], None] | None = None) -> Any:
@@ -562,7 +568,7 @@ async def bench(args: argparse.Namespace) -> None:
         dialect,
         (before, after),
         {
-            "instant in-memory provider (the engine alone)": instant,
+            ALONE: instant,
             "emulator over HTTP, polling": polling,
             "emulator, with webhooks": hooked,
         },
@@ -599,7 +605,10 @@ def report(
         per_video = total / completed if completed else float("nan")
         lines += [
             (f"engine, {name}", f"{rate:8.1f} videos/s"),
-            ("  ratio to bare claim (goal >= 0.5)", f"{rate / claim_rate:8.2f}"),
+            (
+                f"  ratio to bare claim{RATIO_GOAL_LABEL if name == ALONE else ''}",
+                f"{rate / claim_rate:8.2f}",
+            ),
             ("  CPU per video (this process)", f"{cpu_ms:8.1f} ms"),
             ("  transactions per video", f"{timing.commits / args.videos:8.2f}"),
             ("  statements per video", f"{timing.statements / args.videos:8.2f}"),
@@ -617,6 +626,13 @@ def report(
                 ("list (reconcile)", "videos.list"),
             ]
         ]
+    alone = args.videos / runs[ALONE].timing.seconds / claim_rate
+    lines.append(
+        (
+            f"goal: engine alone >= {RATIO_GOAL} x bare claim",
+            "met" if alone >= RATIO_GOAL else "NOT met",
+        )
+    )
     hooked = runs["emulator, with webhooks"]
     met = hooked.per_video("videos.create") <= 1 and hooked.per_video("videos.retrieve") <= 2
     lines.append(("goal with webhooks: 1 create, <= 2 retrieves", "met" if met else "NOT met"))
