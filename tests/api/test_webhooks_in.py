@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from reelforge.api.app import create_app
-from reelforge.db.models import Video, VideoEvent, WebhookReceipt
+from reelforge.db.models import Video, WebhookReceipt
 from reelforge.domain.clock import utcnow
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.emulator.webhooks import WebhookSender, event_body
 from reelforge.runtime import Runtime
 from reelforge.settings import Settings
 from tests.support.api import BASE_URL, MakeCaller, runtime_of
+from tests.support.engine import event_kinds
 from tests.support.webhooks import OTHER_SECRET, SECRET, signed
 
 pytestmark = pytest.mark.anyio
@@ -102,14 +103,6 @@ async def _video(runtime: Runtime, video_id: str) -> Video:
         return video
 
 
-async def _kinds(runtime: Runtime, video_id: str) -> list[str]:
-    async with runtime.database.session() as session:
-        rows = await session.scalars(
-            select(VideoEvent.kind).where(VideoEvent.video_id == video_id).order_by(VideoEvent.id)
-        )
-        return list(rows)
-
-
 async def _receipts(runtime: Runtime) -> int:
     async with runtime.database.session() as session:
         return int(await session.scalar(select(func.count()).select_from(WebhookReceipt)) or 0)
@@ -149,7 +142,7 @@ async def test_an_emulator_webhook_nudges_the_video_and_changes_nothing_else(
     assert after.next_check_at is not None
     assert after.next_check_at <= utcnow()
     assert _snapshot(after) == _snapshot(before)
-    assert (await _kinds(runtime, running_video))[-1] == "webhook_received"
+    assert (await event_kinds(runtime.database, running_video))[-1] == "webhook_received"
     assert nudged == [running_video]
     async with runtime.database.session() as session:
         receipt = (await session.scalars(select(WebhookReceipt))).one()
@@ -179,7 +172,7 @@ async def test_a_redelivery_is_acknowledged_once(
     assert first.json()["data"]["duplicate"] is False
     assert second.status_code == 200
     assert second.json()["data"]["duplicate"] is True
-    assert (await _kinds(runtime, running_video)).count("webhook_received") == 1
+    assert (await event_kinds(runtime.database, running_video)).count("webhook_received") == 1
     next_check_at = (await _video(runtime, running_video)).next_check_at
     assert next_check_at is not None
     assert next_check_at > utcnow()
@@ -204,7 +197,7 @@ async def test_an_unknown_or_finished_video_is_acknowledged_without_change(
 
     after = await _video(runtime, running_video)
     assert after.next_check_at == before.next_check_at
-    assert "webhook_received" not in await _kinds(runtime, running_video)
+    assert "webhook_received" not in await event_kinds(runtime.database, running_video)
     assert nudged == []
 
 
@@ -286,7 +279,7 @@ async def test_bad_webhooks_are_400_and_change_nothing(
     assert error["error"]["field"] == field
     assert await _receipts(runtime) == 0
     assert (await _video(runtime, running_video)).next_check_at == before.next_check_at
-    assert "webhook_received" not in await _kinds(runtime, running_video)
+    assert "webhook_received" not in await event_kinds(runtime.database, running_video)
     assert nudged == []
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from reelforge.db.engine import Database
-from reelforge.db.models import LedgerEntry, Video
+from reelforge.db.models import LedgerEntry, Video, VideoEvent
 from reelforge.domain.states import JobState
 from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.worker.engine import Engine
@@ -62,6 +62,15 @@ async def video_row(database: Database, video_id: str) -> Video:
         video = await session.get(Video, video_id)
         assert video is not None
         return video
+
+
+async def event_kinds(database: Database, video_id: str) -> list[str]:
+    """The kinds of a video's events, oldest first."""
+    async with database.session() as session:
+        rows = await session.scalars(
+            select(VideoEvent.kind).where(VideoEvent.video_id == video_id).order_by(VideoEvent.id)
+        )
+        return list(rows)
 
 
 async def ledger_of(database: Database, video_id: str) -> list[tuple[str, Decimal]]:

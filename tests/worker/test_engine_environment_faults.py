@@ -24,7 +24,7 @@ from sqlalchemy import func, select, update
 
 from reelforge.api.app import create_app
 from reelforge.db.engine import Database
-from reelforge.db.models import LedgerEntry, Video, VideoEvent, WebhookDelivery, WebhookReceipt
+from reelforge.db.models import LedgerEntry, Video, WebhookDelivery, WebhookReceipt
 from reelforge.domain import catalog
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
@@ -42,7 +42,7 @@ from reelforge.storage import Storage, open_storage
 from reelforge.worker.engine import Engine, EngineConfig
 from reelforge.worker.steps import WEBHOOK_SAFETY_POLL, Steps
 from tests.support.api import BASE_URL, callers, runtime_of
-from tests.support.engine import tiny_renderer, upstream_jobs, video_row
+from tests.support.engine import event_kinds, tiny_renderer, upstream_jobs, video_row
 from tests.support.invariants import check_invariants
 from tests.support.proxy import fault_proxy
 from tests.support.redis_server import redis_server
@@ -114,14 +114,6 @@ async def make_due(database: Database, video_id: str) -> None:
             .where(Video.id == video_id)
             .values(next_check_at=utcnow() - timedelta(seconds=1))
         )
-
-
-async def event_kinds(database: Database, video_id: str) -> list[str]:
-    async with database.session() as session:
-        rows = await session.scalars(
-            select(VideoEvent.kind).where(VideoEvent.video_id == video_id).order_by(VideoEvent.id)
-        )
-        return list(rows)
 
 
 # --- 1. connections reset by the network ------------------------------------------------

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import make_url, select
 
 from reelforge.db.engine import Database
-from reelforge.db.models import Video, VideoEvent
+from reelforge.db.models import Video
 from reelforge.domain import catalog
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
@@ -31,7 +31,7 @@ from reelforge.emulator.settings import EmulatorSettings
 from reelforge.services.housekeeping import Housekeeping
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import Storage, open_storage
-from tests.support.engine import tiny_assets, video_row
+from tests.support.engine import event_kinds, tiny_assets, video_row
 from tests.support.hanging_commit import MARKER_ENV
 from tests.support.invariants import check_invariants
 from tests.support.processes import (
@@ -126,14 +126,6 @@ async def state_of(database: Database, video_id: str) -> str:
     return (await video_row(database, video_id)).job_state
 
 
-async def events_of(database: Database, video_id: str) -> list[str]:
-    async with database.session() as session:
-        kinds = await session.scalars(
-            select(VideoEvent.kind).where(VideoEvent.video_id == video_id).order_by(VideoEvent.id)
-        )
-        return list(kinds)
-
-
 async def assert_archived_whole(storage: Storage, video: Video) -> None:
     """Every variant is archived under its key, byte for byte what upstream rendered."""
     expected = slow_enough_assets(parse_tags(video.prompt).text)
@@ -215,7 +207,7 @@ async def test_a_worker_killed_mid_download_is_finished_by_a_fresh_one(
     assert video.lease_version > killed.lease_version
     # The killed download plus each variant once more: the fresh worker started over.
     assert content_calls(upstream) >= 1 + len(Variant)
-    assert (await events_of(database, view.id)).count(EventKind.ARCHIVED) == 1
+    assert (await event_kinds(database, view.id)).count(EventKind.ARCHIVED) == 1
     await assert_archived_whole(storage, video)
     left = await temporaries(storage)
     # The killed download's staging file, which the store's listing hides.
