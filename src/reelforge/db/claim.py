@@ -142,7 +142,9 @@ _FENCE = (
     _VIDEOS.c.lease_version == bindparam("fence_version"),
 )
 # Whether the video's owner has an enabled webhook endpoint: the event a written row usually
-# goes on to emit needs no query of its own when the answer is no, as it mostly is.
+# goes on to emit needs no query of its own when the answer is no, as it mostly is. SQLite's
+# RETURNING names columns without their table (`user_id = owner_id`), so the two sides must keep
+# names the other table doesn't have.
 _SUBSCRIBED = (
     exists()
     .where(WebhookEndpoint.user_id == _VIDEOS.c.owner_id, WebhookEndpoint.enabled.is_(True))
