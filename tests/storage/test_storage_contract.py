@@ -19,6 +19,7 @@ from reelforge.storage import (
     StoredObject,
     open_storage,
 )
+from reelforge.storage.objects import PART_SIZE
 from tests.support.s3 import S3Bucket
 
 pytestmark = pytest.mark.anyio
@@ -59,6 +60,17 @@ async def test_streamed_write_larger_than_a_part(storage: Storage) -> None:
 
     assert stored.size == len(data)
     assert await storage.sha256("big.bin") == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, PART_SIZE - 1, PART_SIZE, PART_SIZE + 1])
+async def test_streams_on_either_side_of_one_part_arrive_whole(storage: Storage, size: int) -> None:
+    """What fits in a part goes up as one buffer, the rest as a stream: both whole, both hashed."""
+    data = (PAYLOAD * (size // len(PAYLOAD) + 1))[:size]
+
+    stored = await storage.put("edge.bin", chunked(data, 3 << 20))
+
+    assert (stored.size, stored.sha256) == (size, hashlib.sha256(data).hexdigest())
+    assert await storage.sha256("edge.bin") == stored.sha256
 
 
 async def test_overwrite_replaces_the_object(storage: Storage) -> None:
