@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import event
 
 from reelforge.db.claim import LeaseLost, claim_due, ensure_held, extend, fenced, guarded, release
 from reelforge.db.engine import Database
@@ -138,3 +140,34 @@ async def test_a_guarded_write_says_whether_the_owner_has_a_webhook_endpoint(
     assert await subscribed()
     await hooks.delete_endpoint(ada, endpoint.id)
     assert not await subscribed()
+
+
+async def test_a_claim_reads_the_due_index_not_every_video(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    """Finished videos pile up; the claim must find due ones without scanning them all."""
+    await make_videos(videos, ada, 3)
+    sent: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        statement, parameters = args[2], args[3]
+        if statement.lstrip().upper().startswith("UPDATE"):
+            sent.append((statement, parameters))
+
+    sync = database.engine.sync_engine
+    event.listen(sync, "before_cursor_execute", capture)
+    try:
+        await claim_due(database, owner="w1", now=utcnow(), lease=LEASE, limit=2)
+    finally:
+        event.remove(sync, "before_cursor_execute", capture)
+    [(statement, parameters)] = sent
+    async with database.engine.connect() as connection:
+        if database.dialect == "postgresql":
+            # On a table this small a scan is cheaper; forbid it to see the index is usable.
+            await connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        else:
+            plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        lines = [str(row[-1]) for row in plan]
+
+    assert any("ix_videos_due" in line for line in lines), lines

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -86,6 +87,15 @@ class Video(Base):
         UniqueConstraint("owner_id", "idempotency_key"),
         Index("ix_videos_owner_created", "owner_id", "created_at"),
         Index("ix_videos_claim", "job_state", "next_check_at"),
+        # The claim's index: only videos with a check to come, in the order they fall due, so
+        # a claim reads the few rows due now, not every video ever made (finished ones have no
+        # next check).
+        Index(
+            "ix_videos_due",
+            "next_check_at",
+            sqlite_where=text("next_check_at IS NOT NULL"),
+            postgresql_where=text("next_check_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
