@@ -2,10 +2,14 @@
 
 aiosqlite runs each connection's sqlite3 calls in a thread of its own. SQLAlchemy's adapter
 makes four trips there per statement (open a cursor, execute, fetch the rows, close the
-cursor), each a queue hand-off one way and an event-loop wake-up the other. Under the job
-engine's concurrency every trip also fights the event loop for the GIL: about six context
-switches a trip, measured. The cursor here does all four in one trip and keeps what the
-statement left (rows, description, row count, last row id) for SQLAlchemy to read.
+cursor), each a queue hand-off one way and an event-loop wake-up the other. The cursor here
+does all four in one trip and keeps what the statement left (rows, description, row count, last
+row id) for SQLAlchemy to read. Measured: 17 % less CPU per claim and release, 14 % less per
+video through the job engine.
+
+It leans on aiosqlite's `Connection._execute` (its way to run a function in the connection's
+thread) and on SQLAlchemy's adapter classes. If an upgrade breaks it, drop `module=` from
+`db.engine.create_engine`: SQLAlchemy's own adapter then takes over, only slower.
 """
 
 from __future__ import annotations
