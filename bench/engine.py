@@ -228,7 +228,8 @@ async def bare_claims(database: Database, count: int) -> Timing:
 
 # Each run's videos are all of one seeded account's. Counted by the owner, and not by an IN
 # list of the run's ids: the watcher runs every 20 ms in the engine's process, and an IN list
-# of 300 ids, bound afresh each time, took about a tenth of the CPU charged to the engine.
+# bound afresh each time took 30 % of a 1,500-video run's samples (py-spy; at 300, by
+# estimate, about a tenth of the CPU charged to the engine).
 _UNFINISHED = select(func.count()).where(
     Video.owner_id
     == select(Video.owner_id).where(Video.id == bindparam("any_id")).scalar_subquery(),
