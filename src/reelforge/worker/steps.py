@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from reelforge.db import videos as queries
 from reelforge.db.claim import Claim, ensure_held, fenced, guarded, released
 from reelforge.db.engine import Database
+from reelforge.db.group import GroupCommit
 from reelforge.db.models import Video
 from reelforge.domain.clock import utcnow
 from reelforge.domain.schedule import EXPIRY_MARGIN, next_check, poll_delay, retry_delay
@@ -78,6 +81,8 @@ class Steps:
         self._deadline = deadline
         self._webhooks = webhooks
         self._rng = rng or random.Random()
+        # Steps end with short writes, many at once under concurrency: committed together.
+        self._commits = GroupCommit(database)
 
     async def run(self, claim: Claim) -> StepResult:
         video = claim.video
@@ -331,7 +336,12 @@ class Steps:
 
     async def _finish(self, claim: Claim, before: Video, columns: dict[str, Any]) -> StepResult:
         price = self._provider.spec.model(before.model).price(before.size, before.seconds)
-        async with self._database.transaction() as connection:
+        # A video that was DOWNLOADING already had its COMPLETED event (`_archive_failed`).
+        first = JobState(before.job_state) is not JobState.DOWNLOADING
+        completed: list[tuple[str, dict[str, Any]]] = [(EventKind.COMPLETED, {})] if first else []
+        sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
+
+        async def finish(connection: AsyncConnection) -> None:
             row = await guarded(
                 connection,
                 claim,
@@ -344,18 +354,14 @@ class Steps:
             )
             video = queries.to_view(row)
             await ledger.settle(connection, video, price)
-            sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
-            # A video that was DOWNLOADING already had its COMPLETED event (`_archive_failed`).
-            first = JobState(before.job_state) is not JobState.DOWNLOADING
-            completed: list[tuple[str, dict[str, Any]]] = (
-                [(EventKind.COMPLETED, {})] if first else []
-            )
             await queries.add_events(
                 connection, video.id, [*completed, (EventKind.ARCHIVED, sizes)]
             )
             await outbound.emit(
                 connection, video, EventType.VIDEO_COMPLETED, subscribed=row.subscribed
             )
+
+        await self._commits.run(finish)
         return StepResult(None, released=True)
 
     # --- endings ------------------------------------------------------------------------
@@ -363,7 +369,9 @@ class Steps:
     async def _fail(
         self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
     ) -> StepResult:
-        async with self._database.transaction() as connection:
+        failure = {"code": code, "message": message[:500]}
+
+        async def fail(connection: AsyncConnection) -> None:
             row = await guarded(
                 connection,
                 claim,
@@ -376,11 +384,12 @@ class Steps:
             video = queries.to_view(row)
             # Upstream charges nothing for a job that failed, so neither do we.
             await ledger.refund(connection, video)
-            failure = {"code": code, "message": message[:500]}
             await queries.add_events(connection, video.id, [(EventKind.FAILED, failure)])
             await outbound.emit(
                 connection, video, EventType.VIDEO_FAILED, subscribed=row.subscribed
             )
+
+        await self._commits.run(fail)
         return StepResult(None, released=True)
 
     async def _clean_up(self, claim: Claim, video: Video) -> StepResult:
@@ -433,7 +442,8 @@ class Steps:
         progressed: bool = False,
         **values: Any,
     ) -> None:
-        async with self._database.transaction() as connection:
+
+        async def write(connection: AsyncConnection) -> None:
             if progressed:
                 row = await guarded(connection, claim, **values)
                 await outbound.emit(
@@ -446,6 +456,8 @@ class Steps:
                 await fenced(connection, claim, **values)
             if event is not None:
                 await queries.add_events(connection, claim.video_id, [event])
+
+        await self._commits.run(write)
 
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:

@@ -1,0 +1,117 @@
+"""Group commit: the writes of many concurrent callers committed in one transaction.
+
+A transaction costs more than the statements in it: a pooled connection, BEGIN, COMMIT, and on
+SQLite the one write lock. The job engine's steps each end with a short write, and under
+concurrency they queue for that lock anyway; here the queue is the batch. A caller hands over
+its write; when no batch is being committed, the first waiting caller commits everything
+queued so far in one transaction. No timer: a write that finds nothing in flight goes at once.
+
+A write is a function of the connection that only touches the database, so it can run twice:
+when one write in a batch raises (a lost lease, a constraint) or the commit fails, none of the
+batch stands, and each write runs again alone, so only the one at fault fails. Every caller
+learns the fate of its own write after it is committed or rolled back, as with a transaction
+of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelforge.db.engine import Database
+
+T = TypeVar("T")
+Write = Callable[[AsyncConnection], Awaitable[T]]
+
+
+class _Unit:
+    __slots__ = ("done", "error", "result", "write")
+
+    def __init__(self, write: Write[Any]) -> None:
+        self.write = write
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.done = result, error, True
+
+
+class GroupCommit:
+    """Commits the writes handed to `run` in shared transactions (one batch at a time)."""
+
+    def __init__(self, database: Database, *, batch_seconds: float = 10.0) -> None:
+        self._database = database
+        self._batch_seconds = batch_seconds
+        self._queue: list[_Unit] = []
+        self._committing = False
+        self._committed = anyio.Event()
+
+    async def run(self, write: Write[T]) -> T:
+        """Run `write(connection)` in a transaction, maybe shared; return what it returned.
+
+        Cancelled while still queued, the write is dropped. Once its batch has started, the
+        batch finishes and the cancellation arrives after it: the batch holds other callers'
+        writes, and a commit cut short leaves their outcome unknown. A batch that takes longer
+        than `batch_seconds` (a database that hangs) is abandoned, so a shutdown still ends.
+        """
+        unit = _Unit(write)
+        self._queue.append(unit)
+        try:
+            while not unit.done:
+                if self._committing:
+                    await self._committed.wait()
+                else:
+                    await self._commit_queued()
+        except BaseException:
+            if unit in self._queue:
+                self._queue.remove(unit)
+            raise
+        if unit.error is not None:
+            raise unit.error
+        result: T = unit.result
+        return result
+
+    async def _commit_queued(self) -> None:
+        batch, self._queue = self._queue, []
+        self._committing = True
+        try:
+            deadline = anyio.current_time() + self._batch_seconds
+            with anyio.CancelScope(shield=True, deadline=deadline):
+                if not await self._together(batch):
+                    for unit in batch:
+                        await self._alone(unit)
+        finally:
+            for unit in batch:
+                if not unit.done:
+                    unit.settle(error=TimeoutError(f"no commit within {self._batch_seconds} s"))
+            self._committing = False
+            committed, self._committed = self._committed, anyio.Event()
+            committed.set()
+
+    async def _together(self, batch: list[_Unit]) -> bool:
+        """The batch in one transaction; False (and nothing written) when any of it failed."""
+        if len(batch) == 1:
+            return False
+        results = []
+        try:
+            async with self._database.transaction() as connection:
+                for unit in batch:
+                    results.append(await unit.write(connection))
+        except Exception:
+            return False
+        for unit, result in zip(batch, results, strict=True):
+            unit.settle(result)
+        return True
+
+    async def _alone(self, unit: _Unit) -> None:
+        try:
+            async with self._database.transaction() as connection:
+                result = await unit.write(connection)
+        except Exception as error:
+            unit.settle(error=error)
+        else:
+            unit.settle(result)

@@ -1,0 +1,192 @@
+"""Group commit on both databases: shared transactions, a fault fails only its own write."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+
+import anyio
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelforge.db import videos as queries
+from reelforge.db.claim import Claim, LeaseLost, claim_due, fenced
+from reelforge.db.engine import Database
+from reelforge.db.group import GroupCommit
+from reelforge.db.models import Video, VideoEvent
+from reelforge.domain.accounts import Account
+from reelforge.domain.clock import utcnow
+from reelforge.services.videos import NewVideo, Videos
+
+pytestmark = pytest.mark.anyio
+
+Write = Callable[[AsyncConnection], Awaitable[str]]
+
+
+async def claims_of(database: Database, videos: Videos, owner: Account, count: int) -> list[Claim]:
+    for number in range(count):
+        await videos.create(owner, NewVideo(prompt=f"clip {number}"))
+    now = utcnow() + timedelta(seconds=1)
+    return await claim_due(database, owner="w", now=now, lease=timedelta(minutes=1), limit=count)
+
+
+def marking(claim: Claim) -> Write:
+    """A write that names the claim's video in its error field and adds one event."""
+
+    async def write(connection: AsyncConnection) -> str:
+        await fenced(connection, claim, last_error=f"marked {claim.video_id}")
+        await queries.add_events(connection, claim.video_id, [("note", {})])
+        return claim.video_id
+
+    return write
+
+
+@contextmanager
+def commits(database: Database) -> Iterator[list[object]]:
+    seen: list[object] = []
+
+    def committed(connection: object) -> None:
+        seen.append(connection)
+
+    event.listen(database.engine.sync_engine, "commit", committed)
+    try:
+        yield seen
+    finally:
+        event.remove(database.engine.sync_engine, "commit", committed)
+
+
+async def marks(database: Database) -> dict[str, tuple[str | None, int]]:
+    """Each video's error field and how many events it has."""
+    events = select(func.count()).where(VideoEvent.video_id == Video.id).scalar_subquery()
+    async with database.reading() as connection:
+        rows = await connection.execute(select(Video.id, Video.last_error, events))
+        return {video_id: (error, count) for video_id, error, count in rows}
+
+
+async def held(group: GroupCommit, release: anyio.Event) -> str:
+    """A write that keeps its batch committing until `release` is set."""
+
+    async def write(connection: AsyncConnection) -> str:
+        await release.wait()
+        return "first"
+
+    return await group.run(write)
+
+
+async def test_writes_queued_behind_a_batch_are_committed_together(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    claims = await claims_of(database, videos, ada, 6)
+    group = GroupCommit(database)
+    release = anyio.Event()
+    results: dict[str, str] = {}
+
+    async def run(claim: Claim) -> None:
+        results[claim.video_id] = await group.run(marking(claim))
+
+    with commits(database) as seen:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(held, group, release)
+            await anyio.wait_all_tasks_blocked()
+            for claim in claims:
+                tasks.start_soon(run, claim)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+
+    assert len(seen) == 2  # the holding write's batch, then all six queued behind it
+    assert results == {claim.video_id: claim.video_id for claim in claims}
+    assert await marks(database) == {
+        claim.video_id: (f"marked {claim.video_id}", 2)
+        for claim in claims  # created + note
+    }
+
+
+async def test_a_write_at_fault_fails_alone_and_the_others_land_once(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    claims = await claims_of(database, videos, ada, 4)
+    stale = replace(claims[2], version=claims[2].version - 1)
+    group = GroupCommit(database)
+    release = anyio.Event()
+    outcomes: dict[str, str] = {}
+
+    async def run(claim: Claim) -> None:
+        try:
+            outcomes[claim.video_id] = await group.run(marking(claim))
+        except LeaseLost:
+            outcomes[claim.video_id] = "lease lost"
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(held, group, release)
+        await anyio.wait_all_tasks_blocked()
+        for claim in [*claims[:2], stale, claims[3]]:
+            tasks.start_soon(run, claim)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+
+    assert outcomes[stale.video_id] == "lease lost"
+    after = await marks(database)
+    assert after.pop(stale.video_id) == (None, 1)
+    # The shared attempt was rolled back before each write ran alone: one note each, not two.
+    assert after == {
+        claim.video_id: (f"marked {claim.video_id}", 2) for claim in claims if claim != claims[2]
+    }
+
+
+async def test_a_write_cancelled_while_queued_never_runs(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    [claim] = await claims_of(database, videos, ada, 1)
+    group = GroupCommit(database)
+    release = anyio.Event()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(held, group, release)
+        await anyio.wait_all_tasks_blocked()
+        with anyio.CancelScope() as queued:
+            queued.cancel()
+            await group.run(marking(claim))
+        release.set()
+
+    assert await marks(database) == {claim.video_id: (None, 1)}
+    # The group still works, and the dropped write doesn't ride along with the next batch.
+    assert await group.run(marking(claim)) == claim.video_id
+    assert await marks(database) == {claim.video_id: (f"marked {claim.video_id}", 2)}
+
+
+async def test_a_write_alone_is_its_own_transaction(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    [claim] = await claims_of(database, videos, ada, 1)
+    group = GroupCommit(database)
+
+    with commits(database) as seen:
+        assert await group.run(marking(claim)) == claim.video_id
+        with pytest.raises(LeaseLost):
+            await group.run(marking(replace(claim, version=claim.version + 1)))
+
+    assert len(seen) == 1
+    assert await marks(database) == {claim.video_id: (f"marked {claim.video_id}", 2)}
+
+
+async def test_a_batch_that_hangs_is_abandoned_and_the_queue_goes_on(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    [claim] = await claims_of(database, videos, ada, 1)
+    group = GroupCommit(database, batch_seconds=0.2)
+    results: list[str] = []
+
+    async def run_marking() -> None:
+        results.append(await group.run(marking(claim)))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run_marking)  # queued behind the hanging batch
+            with pytest.raises(TimeoutError):
+                await held(group, anyio.Event())  # never released
+
+    assert results == [claim.video_id]
+    assert await marks(database) == {claim.video_id: (f"marked {claim.video_id}", 2)}
