@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -15,15 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from reelforge.db import videos as queries
 from reelforge.db.claim import Claim, LeaseLost, claim_due, fenced
 from reelforge.db.engine import Database
-from reelforge.db.group import GroupCommit
+from reelforge.db.group import GroupCommit, Write
 from reelforge.db.models import Video, VideoEvent
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.services.videos import NewVideo, Videos
 
 pytestmark = pytest.mark.anyio
-
-Write = Callable[[AsyncConnection], Awaitable[str]]
 
 
 async def claims_of(database: Database, videos: Videos, owner: Account, count: int) -> list[Claim]:
@@ -33,7 +31,7 @@ async def claims_of(database: Database, videos: Videos, owner: Account, count: i
     return await claim_due(database, owner="w", now=now, lease=timedelta(minutes=1), limit=count)
 
 
-def marking(claim: Claim) -> Write:
+def marking(claim: Claim) -> Write[str]:
     """A write that names the claim's video in its error field and adds one event."""
 
     async def write(connection: AsyncConnection) -> str:
