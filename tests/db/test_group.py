@@ -1,4 +1,5 @@
-"""Group commit on both databases: shared transactions, a fault fails only its own write."""
+"""Group commit on both databases: shared transactions, inserts put off to one statement per
+batch, and a fault fails only its own write."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from datetime import timedelta
 import anyio
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import IntegrityError
 
 from reelforge.db import videos as queries
 from reelforge.db.claim import Claim, LeaseLost, claim_due, fenced
 from reelforge.db.engine import Database
-from reelforge.db.group import GroupCommit, Write
+from reelforge.db.group import Batch, GroupCommit, Write
 from reelforge.db.models import Video, VideoEvent
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
@@ -32,11 +33,12 @@ async def claims_of(database: Database, videos: Videos, owner: Account, count: i
 
 
 def marking(claim: Claim) -> Write[str]:
-    """A write that names the claim's video in its error field and adds one event."""
+    """A write that names the claim's video in its error field and adds one event (put off to
+    the end of its batch)."""
 
-    async def write(connection: AsyncConnection) -> str:
-        await fenced(connection, claim, last_error=f"marked {claim.video_id}")
-        await queries.add_events(connection, claim.video_id, [("note", {})])
+    async def write(batch: Batch) -> str:
+        await fenced(batch.connection, claim, last_error=f"marked {claim.video_id}")
+        queries.defer_events(batch, claim.video_id, [("note", {})])
         return claim.video_id
 
     return write
@@ -56,6 +58,22 @@ def commits(database: Database) -> Iterator[list[object]]:
         event.remove(database.engine.sync_engine, "commit", committed)
 
 
+@contextmanager
+def event_inserts(database: Database) -> Iterator[list[int]]:
+    """How many rows each statement that inserted events had, in the order they were sent."""
+    seen: list[int] = []
+
+    def sent(_conn: object, _cur: object, statement: str, parameters: object, *_: object) -> None:
+        if statement.startswith("INSERT INTO video_events"):
+            seen.append(len(parameters) if isinstance(parameters, list) else 1)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", sent)
+    try:
+        yield seen
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", sent)
+
+
 async def marks(database: Database) -> dict[str, tuple[str | None, int]]:
     """Each video's error field and how many events it has."""
     events = select(func.count()).where(VideoEvent.video_id == Video.id).scalar_subquery()
@@ -67,7 +85,7 @@ async def marks(database: Database) -> dict[str, tuple[str | None, int]]:
 async def held(group: GroupCommit, release: anyio.Event) -> str:
     """A write that keeps its batch committing until `release` is set."""
 
-    async def write(connection: AsyncConnection) -> str:
+    async def write(_batch: Batch) -> str:
         await release.wait()
         return "first"
 
@@ -85,7 +103,7 @@ async def test_writes_queued_behind_a_batch_are_committed_together(
     async def run(claim: Claim) -> None:
         results[claim.video_id] = await group.run(marking(claim))
 
-    with commits(database) as seen:
+    with commits(database) as seen, event_inserts(database) as inserted:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(held, group, release)
             await anyio.wait_all_tasks_blocked()
@@ -95,6 +113,7 @@ async def test_writes_queued_behind_a_batch_are_committed_together(
             release.set()
 
     assert len(seen) == 2  # the holding write's batch, then all six queued behind it
+    assert inserted == [6]  # and their six events in one statement
     assert results == {claim.video_id: claim.video_id for claim in claims}
     assert await marks(database) == {
         claim.video_id: (f"marked {claim.video_id}", 2)
@@ -188,3 +207,38 @@ async def test_a_batch_that_hangs_is_abandoned_and_the_queue_goes_on(
 
     assert results == [claim.video_id]
     assert await marks(database) == {claim.video_id: (f"marked {claim.video_id}", 2)}
+
+
+async def test_an_insert_put_off_that_fails_fails_only_its_own_write(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    claims = await claims_of(database, videos, ada, 3)
+    group = GroupCommit(database)
+    release = anyio.Event()
+    outcomes: dict[str, str] = {}
+
+    async def orphan_event(batch: Batch) -> str:
+        queries.defer_events(batch, "video_that_is_not_there", [("note", {})])
+        return "orphan"
+
+    async def run(name: str, write: Write[str]) -> None:
+        try:
+            outcomes[name] = await group.run(write)
+        except IntegrityError:
+            outcomes[name] = "refused"
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(held, group, release)
+        await anyio.wait_all_tasks_blocked()
+        tasks.start_soon(run, claims[0].video_id, marking(claims[0]))
+        tasks.start_soon(run, "orphan", orphan_event)
+        for claim in claims[1:]:
+            tasks.start_soon(run, claim.video_id, marking(claim))
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+
+    assert outcomes.pop("orphan") == "refused"  # events must belong to a video
+    assert outcomes == {claim.video_id: claim.video_id for claim in claims}
+    assert await marks(database) == {
+        claim.video_id: (f"marked {claim.video_id}", 2) for claim in claims
+    }

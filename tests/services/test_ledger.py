@@ -9,6 +9,7 @@ import pytest
 
 from reelforge.db.claim import claim_due, guarded
 from reelforge.db.engine import Database
+from reelforge.db.group import Batch
 from reelforge.db.models import Video
 from reelforge.db.videos import to_view
 from reelforge.domain.accounts import Account
@@ -74,4 +75,26 @@ async def test_the_last_fenced_write_of_a_job_carries_its_final_cost_only_while_
     assert await ledger_of(database, view.id) == [
         ("reserve", view.cost_estimate),
         ("settle", settled),
+    ]
+
+
+async def test_closes_put_off_to_the_end_of_a_batch_close_each_open_ledger_once(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    views = [(await videos.create(ada, NewVideo(prompt=f"clip {n}")))[0] for n in range(3)]
+    await close(database, views[1].id, "refund")
+
+    async with database.transaction() as connection:
+        batch = Batch(connection)
+        for view in views:
+            ledger.defer_settle(batch, view, Decimal("0.25"))
+        ledger.defer_refund(batch, views[2])
+        await batch.flush()
+
+    estimate = views[0].cost_estimate
+    settled = ("settle", Decimal("0.25") - estimate)
+    assert [await ledger_of(database, view.id) for view in views] == [
+        [("reserve", estimate), settled],
+        [("reserve", estimate), ("refund", -estimate)],  # refunded before: the settle refused
+        [("reserve", estimate), settled],  # settled first in the batch: the refund refused
     ]

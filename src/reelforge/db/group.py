@@ -11,20 +11,52 @@ when one write in a batch raises (a lost lease, a constraint) or the commit fail
 batch stands, and each write runs again alone, so only the one at fault fails. Every caller
 learns the fate of its own write after it is committed or rolled back, as with a transaction
 of its own.
+
+A write may also put inserts off to the end of its batch (`Batch.insert`): rows that no write in
+the batch reads back, such as a video's events, go in with the same statement's rows from the
+batch's other writes as one executemany, not as a statement per write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
 
 from reelforge.db.engine import Database
 
 T = TypeVar("T")
-Write = Callable[[AsyncConnection], Awaitable[T]]
+
+
+class Batch:
+    """A write's share of its batch: the transaction's connection, and inserts put off to its end.
+
+    An insert given to `insert` runs just before the commit, together with every row the
+    batch's writes gave the same statement: only for rows no write in the batch reads back.
+    """
+
+    __slots__ = ("_inserts", "connection")
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self._inserts: dict[Executable, list[Mapping[str, Any]]] = {}
+
+    def insert(self, statement: Executable, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Run `statement` for each of `rows` before the batch commits."""
+        self._inserts.setdefault(statement, []).extend(rows)
+
+    async def flush(self) -> None:
+        """Run the inserts put off so far, one statement each."""
+        inserts, self._inserts = self._inserts, {}
+        for statement, rows in inserts.items():
+            if rows:
+                await self.connection.execute(statement, rows)
+
+
+Write = Callable[[Batch], Awaitable[T]]
 
 
 class _Unit:
@@ -51,7 +83,7 @@ class GroupCommit:
         self._committed = anyio.Event()
 
     async def run(self, write: Write[T]) -> T:
-        """Run `write(connection)` in a transaction, maybe shared; return what it returned.
+        """Run `write(batch)` in a transaction, maybe shared; return what it returned.
 
         Cancelled while still queued, the write is dropped. Once its batch has started, the
         batch finishes and the cancellation arrives after it: the batch holds other callers'
@@ -99,8 +131,10 @@ class GroupCommit:
         results = []
         try:
             async with self._database.transaction() as connection:
+                shared = Batch(connection)
                 for unit in batch:
-                    results.append(await unit.write(connection))
+                    results.append(await unit.write(shared))
+                await shared.flush()
         except Exception:
             return False
         for unit, result in zip(batch, results, strict=True):
@@ -110,7 +144,9 @@ class GroupCommit:
     async def _alone(self, unit: _Unit) -> None:
         try:
             async with self._database.transaction() as connection:
-                result = await unit.write(connection)
+                alone = Batch(connection)
+                result = await unit.write(alone)
+                await alone.flush()
         except Exception as error:
             unit.settle(error=error)
         else:

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from reelforge.db.group import Batch
 from reelforge.db.models import LedgerEntry, Quota, Video, VideoEvent
 from reelforge.domain.clock import utcnow
 from reelforge.domain.states import JobState
@@ -238,12 +239,22 @@ async def add_events(
 ) -> None:
     """Append `(kind, data)` events to a video's history in one statement; no ids come back,
     which spares SQLite a statement per event (it returns generated ids one row at a time)."""
+    await connection.execute(_ADD_EVENTS, _event_rows(video_id, events))
+
+
+def defer_events(batch: Batch, video_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """`add_events` at the end of the job engine's batch, with the other writes' events."""
+    batch.insert(_ADD_EVENTS, _event_rows(video_id, events))
+
+
+def _event_rows(
+    video_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
     now = utcnow()
-    rows = [
+    return [
         {"video_id": video_id, "kind": kind, "actor": None, "data": data, "created_at": now}
         for kind, data in events
     ]
-    await connection.execute(_ADD_EVENTS, rows)
 
 
 _LEDGER_TABLE = cast(Table, LedgerEntry.__table__)
@@ -252,7 +263,10 @@ _LEDGER = _LEDGER_TABLE.c
 
 def ledger_closed(video_id: ColumnElement[str]) -> ColumnElement[bool]:
     """Whether the video's ledger is closed: it has its settle or its refund."""
-    return exists().where(_LEDGER.video_id == video_id, _LEDGER.kind.in_(("settle", "refund")))
+    # Not `kind IN (...)`: SQLAlchemy expands an IN list per execution, which executemany
+    # (the job engine's batched ledger rows) can't do.
+    closing = or_(_LEDGER.kind == "settle", _LEDGER.kind == "refund")
+    return exists().where(_LEDGER.video_id == video_id, closing)
 
 
 # A settle or refund closes a video's ledger: the row goes in only when neither is there yet,
@@ -279,15 +293,28 @@ async def close_ledger(
     now: datetime,
 ) -> bool:
     """Add the video's settle or refund row; False when it already had one of them."""
-    parameters = {
+    parameters = _ledger_row(user_id, video_id, kind, amount, now)
+    result = await connection.execute(_CLOSE_LEDGER, parameters)
+    return bool(result.rowcount)
+
+
+def defer_close_ledger(
+    batch: Batch, *, user_id: str, video_id: str, kind: str, amount: Decimal, now: datetime
+) -> None:
+    """`close_ledger` at the end of the job engine's batch, for a write that needs no answer."""
+    batch.insert(_CLOSE_LEDGER, [_ledger_row(user_id, video_id, kind, amount, now)])
+
+
+def _ledger_row(
+    user_id: str, video_id: str, kind: str, amount: Decimal, now: datetime
+) -> dict[str, Any]:
+    return {
         "user_id": user_id,
         "video_id": video_id,
         "kind": kind,
         "amount": amount,
         "created_at": now,
     }
-    result = await connection.execute(_CLOSE_LEDGER, parameters)
-    return bool(result.rowcount)
 
 
 _VIDEOS = cast(Table, Video.__table__)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelforge.db import videos as queries
+from reelforge.db.group import Batch
 from reelforge.db.models import LedgerEntry, Video
 from reelforge.domain.clock import utcnow
 from reelforge.domain.videos import VideoView
@@ -45,6 +46,17 @@ async def refund(connection: AsyncConnection, video: Video | VideoView) -> bool:
     return await _close(connection, video, "refund", -video.cost_estimate, REFUNDED_COST)
 
 
+def defer_settle(batch: Batch, video: VideoView, final: Decimal) -> None:
+    """`settle`, at the end of the job engine's batch (db.group), for the write that ended the
+    job and put its final cost in already (`guarded(final_cost=)`): nothing waits on the answer."""
+    _defer_close(batch, video, "settle", final - video.cost_estimate)
+
+
+def defer_refund(batch: Batch, video: VideoView) -> None:
+    """`refund`, as `defer_settle`."""
+    _defer_close(batch, video, "refund", -video.cost_estimate)
+
+
 async def _close(
     connection: AsyncConnection,
     video: Video | VideoView,
@@ -64,3 +76,9 @@ async def _close(
     if closed and video.cost_final != final:
         await queries.record_final_cost(connection, video.id, final)
     return closed
+
+
+def _defer_close(batch: Batch, video: VideoView, kind: str, amount: Decimal) -> None:
+    queries.defer_close_ledger(
+        batch, user_id=video.owner_id, video_id=video.id, kind=kind, amount=amount, now=utcnow()
+    )

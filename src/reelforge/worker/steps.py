@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from reelforge.db import videos as queries
 from reelforge.db.claim import Claim, ensure_held, fenced, guarded, released
 from reelforge.db.engine import Database
-from reelforge.db.group import GroupCommit
+from reelforge.db.group import Batch, GroupCommit
 from reelforge.db.models import Video
 from reelforge.domain.clock import utcnow
 from reelforge.domain.schedule import EXPIRY_MARGIN, next_check, poll_delay, retry_delay
@@ -341,9 +339,9 @@ class Steps:
         completed: list[tuple[str, dict[str, Any]]] = [(EventKind.COMPLETED, {})] if first else []
         sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
 
-        async def finish(connection: AsyncConnection) -> None:
+        async def finish(batch: Batch) -> None:
             row = await guarded(
-                connection,
+                batch.connection,
                 claim,
                 final_cost=price,
                 job_state=JobState.COMPLETED.value,
@@ -353,12 +351,10 @@ class Steps:
                 **released(None),
             )
             video = queries.to_view(row)
-            await ledger.settle(connection, video, price)
-            await queries.add_events(
-                connection, video.id, [*completed, (EventKind.ARCHIVED, sizes)]
-            )
+            ledger.defer_settle(batch, video, price)
+            queries.defer_events(batch, video.id, [*completed, (EventKind.ARCHIVED, sizes)])
             await outbound.emit(
-                connection, video, EventType.VIDEO_COMPLETED, subscribed=row.subscribed
+                batch.connection, video, EventType.VIDEO_COMPLETED, subscribed=row.subscribed
             )
 
         await self._commits.run(finish)
@@ -371,9 +367,9 @@ class Steps:
     ) -> StepResult:
         failure = {"code": code, "message": message[:500]}
 
-        async def fail(connection: AsyncConnection) -> None:
+        async def fail(batch: Batch) -> None:
             row = await guarded(
-                connection,
+                batch.connection,
                 claim,
                 final_cost=ledger.REFUNDED_COST,
                 job_state=state.value,
@@ -383,10 +379,10 @@ class Steps:
             )
             video = queries.to_view(row)
             # Upstream charges nothing for a job that failed, so neither do we.
-            await ledger.refund(connection, video)
-            await queries.add_events(connection, video.id, [(EventKind.FAILED, failure)])
+            ledger.defer_refund(batch, video)
+            queries.defer_events(batch, video.id, [(EventKind.FAILED, failure)])
             await outbound.emit(
-                connection, video, EventType.VIDEO_FAILED, subscribed=row.subscribed
+                batch.connection, video, EventType.VIDEO_FAILED, subscribed=row.subscribed
             )
 
         await self._commits.run(fail)
@@ -443,19 +439,19 @@ class Steps:
         **values: Any,
     ) -> None:
 
-        async def write(connection: AsyncConnection) -> None:
+        async def write(batch: Batch) -> None:
             if progressed:
-                row = await guarded(connection, claim, **values)
+                row = await guarded(batch.connection, claim, **values)
                 await outbound.emit(
-                    connection,
+                    batch.connection,
                     queries.to_view(row),
                     EventType.VIDEO_PROGRESS,
                     subscribed=row.subscribed,
                 )
             else:
-                await fenced(connection, claim, **values)
+                await fenced(batch.connection, claim, **values)
             if event is not None:
-                await queries.add_events(connection, claim.video_id, [event])
+                queries.defer_events(batch, claim.video_id, [event])
 
         await self._commits.run(write)
 
