@@ -9,8 +9,18 @@ import anyio
 import pytest
 from sqlalchemy import event
 
-from reelforge.db.claim import LeaseLost, claim_due, ensure_held, extend, fenced, guarded, release
+from reelforge.db.claim import (
+    Claim,
+    LeaseLost,
+    check_held,
+    claim_due,
+    extend,
+    fenced,
+    guarded,
+    release,
+)
 from reelforge.db.engine import Database
+from reelforge.db.group import Batch, GroupCommit
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.services.outbound import Webhooks
@@ -23,6 +33,15 @@ LEASE = timedelta(seconds=30)
 
 async def make_videos(videos: Videos, owner: Account, count: int) -> list[str]:
     return [(await videos.create(owner, NewVideo(prompt=f"v{i}")))[0].id for i in range(count)]
+
+
+async def held(database: Database, claim: Claim) -> None:
+    """Raise LeaseLost unless the claim still holds its video (a check in a batch of its own)."""
+
+    async def check(batch: Batch) -> None:
+        check_held(batch, claim)
+
+    await GroupCommit(database).run(check)
 
 
 async def test_a_claim_leases_due_videos_and_bumps_their_token(
@@ -49,9 +68,9 @@ async def test_an_expired_lease_is_claimable_again_and_fences_the_old_holder(
     [second] = await claim_due(database, owner="w2", now=later, lease=LEASE, limit=1)
 
     assert second.version == first.version + 1
-    await ensure_held(database, second)
+    await held(database, second)
     with pytest.raises(LeaseLost):
-        await ensure_held(database, first)
+        await held(database, first)
     with pytest.raises(LeaseLost):
         await extend(database, first, now=later, lease=LEASE)
     assert not await release(database, first, next_check_at=later)

@@ -1,5 +1,5 @@
-"""Group commit on both databases: shared transactions, inserts put off to one statement per
-batch, and a fault fails only its own write."""
+"""Group commit on both databases: shared transactions, inserts and checks put off to one
+statement per batch, and a fault fails only its own write."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from reelforge.db import videos as queries
-from reelforge.db.claim import Claim, LeaseLost, claim_due, fenced
+from reelforge.db.claim import Claim, LeaseLost, check_held, claim_due, fenced
 from reelforge.db.engine import Database
 from reelforge.db.group import Batch, GroupCommit, Write
 from reelforge.db.models import Video, VideoEvent
@@ -30,6 +30,16 @@ async def claims_of(database: Database, videos: Videos, owner: Account, count: i
         await videos.create(owner, NewVideo(prompt=f"clip {number}"))
     now = utcnow() + timedelta(seconds=1)
     return await claim_due(database, owner="w", now=now, lease=timedelta(minutes=1), limit=count)
+
+
+def checking(claim: Claim) -> Write[str]:
+    """A write that only checks the claim still holds its video."""
+
+    async def write(batch: Batch) -> str:
+        check_held(batch, claim)
+        return claim.video_id
+
+    return write
 
 
 def marking(claim: Claim) -> Write[str]:
@@ -59,12 +69,12 @@ def commits(database: Database) -> Iterator[list[object]]:
 
 
 @contextmanager
-def event_inserts(database: Database) -> Iterator[list[int]]:
-    """How many rows each statement that inserted events had, in the order they were sent."""
+def statements(database: Database, start: str) -> Iterator[list[int]]:
+    """For each statement sent that starts with `start`: how many parameter sets it had."""
     seen: list[int] = []
 
     def sent(_conn: object, _cur: object, statement: str, parameters: object, *_: object) -> None:
-        if statement.startswith("INSERT INTO video_events"):
+        if statement.startswith(start):
             seen.append(len(parameters) if isinstance(parameters, list) else 1)
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", sent)
@@ -103,7 +113,8 @@ async def test_writes_queued_behind_a_batch_are_committed_together(
     async def run(claim: Claim) -> None:
         results[claim.video_id] = await group.run(marking(claim))
 
-    with commits(database) as seen, event_inserts(database) as inserted:
+    inserting = statements(database, "INSERT INTO video_events")
+    with commits(database) as seen, inserting as inserted:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(held, group, release)
             await anyio.wait_all_tasks_blocked()
@@ -242,3 +253,37 @@ async def test_an_insert_put_off_that_fails_fails_only_its_own_write(
     assert await marks(database) == {
         claim.video_id: (f"marked {claim.video_id}", 2) for claim in claims
     }
+
+
+async def test_the_checks_of_a_batch_are_one_read_and_a_stale_claim_fails_alone(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    claims = await claims_of(database, videos, ada, 4)
+    stale = replace(claims[1], version=claims[1].version - 1)
+    group = GroupCommit(database)
+    release = anyio.Event()
+    outcomes: dict[tuple[str, int], str] = {}
+
+    async def run(claim: Claim) -> None:
+        try:
+            outcomes[claim.video_id, claim.version] = await group.run(checking(claim))
+        except LeaseLost:
+            outcomes[claim.video_id, claim.version] = "lease lost"
+
+    async def run_all(some: list[Claim]) -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(held, group, release)
+            await anyio.wait_all_tasks_blocked()
+            for claim in some:
+                tasks.start_soon(run, claim)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+
+    with statements(database, "SELECT videos.id, videos.lease_version") as reads:
+        await run_all(claims)
+    assert reads == [1]
+    release = anyio.Event()
+    await run_all([claims[0], stale, *claims[2:]])
+
+    expected = {(claim.video_id, claim.version): claim.video_id for claim in claims}
+    assert outcomes == expected | {(stale.video_id, stale.version): "lease lost"}

@@ -9,6 +9,7 @@ Every later write of the holder names the token, and changes nothing once it is 
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelforge.db.engine import Database
+from reelforge.db.group import Batch
 from reelforge.db.models import Video, WebhookEndpoint
 from reelforge.db.videos import ledger_closed
 from reelforge.domain.clock import utcnow
@@ -120,16 +122,23 @@ _EXTEND = update(_VIDEOS).where(
     _VIDEOS.c.lease_version == bindparam("version"),
     _VIDEOS.c.lease_owner == bindparam("owner"),
 )
-_LEASE_VERSION = select(_VIDEOS.c.lease_version).where(_VIDEOS.c.id == bindparam("video_id"))
+_LEASE_VERSIONS = select(_VIDEOS.c.id, _VIDEOS.c.lease_version).where(
+    _VIDEOS.c.id.in_(bindparam("video_ids", expanding=True))
+)
 
 
-async def ensure_held(database: Database, claim: Claim) -> None:
-    """Raise LeaseLost unless the claim's fencing token is still the video's: a plain read, for
-    a side effect outside the database that must not happen once someone else holds the video."""
-    async with database.reading() as connection:
-        version = await connection.scalar(_LEASE_VERSION, {"video_id": claim.video_id})
-    if version != claim.version:
-        raise LeaseLost(claim.video_id)
+def check_held(batch: Batch, claim: Claim) -> None:
+    """Fail the batch with LeaseLost unless the claim's fencing token is still the video's when
+    it commits: for a side effect outside the database that must not happen once someone else
+    holds the video. The checks of a whole batch are one read."""
+    batch.check(_held, (claim.video_id, claim.version), LeaseLost(claim.video_id))
+
+
+async def _held(connection: AsyncConnection, claims: list[Hashable]) -> set[Hashable]:
+    """Of these (video id, version) pairs, the ones whose version is still the video's."""
+    video_ids = [video_id for video_id, _ in cast(list[tuple[str, int]], claims)]
+    rows = await connection.execute(_LEASE_VERSIONS, {"video_ids": video_ids})
+    return {(video_id, version) for video_id, version in rows}
 
 
 # Every write under a lease runs one of these Core statements, built once, with the new values

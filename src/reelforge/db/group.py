@@ -12,14 +12,15 @@ batch stands, and each write runs again alone, so only the one at fault fails. E
 learns the fate of its own write after it is committed or rolled back, as with a transaction
 of its own.
 
-A write may also put inserts off to the end of its batch (`Batch.insert`): rows that no write in
-the batch reads back, such as a video's events, go in with the same statement's rows from the
-batch's other writes as one executemany, not as a statement per write.
+A write may also put work off to the end of its batch, where the batch's writes share a
+statement instead of sending one each: inserts of rows that no write in the batch reads back,
+such as a video's events (`Batch.insert`), and checks that must hold when the batch commits,
+such as a lease still being held (`Batch.check`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -29,27 +30,40 @@ from sqlalchemy.sql import Executable
 from reelforge.db.engine import Database
 
 T = TypeVar("T")
+# Given every key a batch's writes asked it about, the keys that pass (in one query).
+Check = Callable[[AsyncConnection, list[Hashable]], Awaitable[Collection[Hashable]]]
 
 
 class Batch:
-    """A write's share of its batch: the transaction's connection, and inserts put off to its end.
+    """A write's share of its batch: the transaction's connection, and work put off to its end.
 
-    An insert given to `insert` runs just before the commit, together with every row the
-    batch's writes gave the same statement: only for rows no write in the batch reads back.
+    Just before the commit, each check runs once for every key the batch's writes gave it, and
+    each insert once with every row they gave it. Only for rows no write in the batch reads back.
     """
 
-    __slots__ = ("_inserts", "connection")
+    __slots__ = ("_checks", "_inserts", "connection")
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
+        self._checks: dict[Check, dict[Hashable, Exception]] = {}
         self._inserts: dict[Executable, list[Mapping[str, Any]]] = {}
+
+    def check(self, check: Check, key: Hashable, error: Exception) -> None:
+        """Fail the batch with `error` unless `check` passes `key` before the batch commits."""
+        self._checks.setdefault(check, {})[key] = error
 
     def insert(self, statement: Executable, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run `statement` for each of `rows` before the batch commits."""
         self._inserts.setdefault(statement, []).extend(rows)
 
     async def flush(self) -> None:
-        """Run the inserts put off so far, one statement each."""
+        """Run the checks and inserts put off so far, one statement each."""
+        checks, self._checks = self._checks, {}
+        for check, errors in checks.items():
+            passed = await check(self.connection, list(errors))
+            for key, error in errors.items():
+                if key not in passed:
+                    raise error
         inserts, self._inserts = self._inserts, {}
         for statement, rows in inserts.items():
             if rows:

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reelforge.db import videos as queries
-from reelforge.db.claim import Claim, ensure_held, fenced, guarded, released
+from reelforge.db.claim import Claim, check_held, fenced, guarded, released
 from reelforge.db.engine import Database
-from reelforge.db.group import Batch, GroupCommit
+from reelforge.db.group import Batch, GroupCommit, Write
 from reelforge.db.models import Video
 from reelforge.domain.clock import utcnow
 from reelforge.domain.schedule import EXPIRY_MARGIN, next_check, poll_delay, retry_delay
@@ -259,7 +259,7 @@ class Steps:
         try:
             # A holder that stalled past its lease (or a video cancelled meanwhile) must not
             # put objects back where a clean-up may already have removed them.
-            await ensure_held(self._database, claim)
+            await self._commits.run(_checking_held(claim))
             for variant in list(downloaded):
                 key = archive_key(video.id, variant)
                 stored = await self._storage.commit(downloaded[variant], key)
@@ -458,6 +458,13 @@ class Steps:
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:
             return await session.get(Video, video_id)
+
+
+def _checking_held(claim: Claim) -> Write[None]:
+    async def check(batch: Batch) -> None:
+        check_held(batch, claim)
+
+    return check
 
 
 def _same_request(item: UpstreamVideo, video: Video) -> bool:
