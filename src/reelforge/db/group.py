@@ -38,7 +38,8 @@ class Batch:
     """A write's share of its batch: the transaction's connection, and work put off to its end.
 
     Just before the commit, each check runs once for every key the batch's writes gave it, and
-    each insert once with every row they gave it. Only for rows no write in the batch reads back.
+    each insert once with every row they gave it: so an insert is only for rows that no write
+    in the batch reads back.
     """
 
     __slots__ = ("_checks", "_inserts", "connection")
