@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -35,13 +36,18 @@ async def make_videos(videos: Videos, owner: Account, count: int) -> list[str]:
     return [(await videos.create(owner, NewVideo(prompt=f"v{i}")))[0].id for i in range(count)]
 
 
+async def in_batch(database: Database, put: Callable[[Batch], None]) -> None:
+    """Commit what `put` puts off to the end of a batch (a batch of its own)."""
+
+    async def write(batch: Batch) -> None:
+        put(batch)
+
+    await GroupCommit(database).run(write)
+
+
 async def held(database: Database, claim: Claim) -> None:
-    """Raise LeaseLost unless the claim still holds its video (a check in a batch of its own)."""
-
-    async def check(batch: Batch) -> None:
-        check_held(batch, claim)
-
-    await GroupCommit(database).run(check)
+    """Raise LeaseLost unless the claim still holds its video."""
+    await in_batch(database, lambda batch: check_held(batch, claim))
 
 
 async def test_a_claim_leases_due_videos_and_bumps_their_token(
@@ -121,13 +127,12 @@ async def test_a_fenced_write_applies_under_the_current_token_and_nothing_under_
     later = now + LEASE + timedelta(seconds=1)
     [current] = await claim_due(database, owner="w2", now=later, lease=LEASE, limit=1)
 
+    with pytest.raises(LeaseLost):
+        await in_batch(database, lambda b: fenced(b, stale, progress=7, metadata_={"by": "stale"}))
     async with database.transaction() as connection:
-        with pytest.raises(LeaseLost):
-            await fenced(connection, stale, progress=7, metadata_={"by": "stale"})
         with pytest.raises(LeaseLost):
             await guarded(connection, stale, progress=7)
-    async with database.transaction() as connection:
-        await fenced(connection, current, progress=40, metadata_={"by": "current"})
+    await in_batch(database, lambda b: fenced(b, current, progress=40, metadata_={"by": "current"}))
     async with database.transaction() as connection:
         written = await guarded(connection, current, progress=41)
         assert (written.progress, written.metadata, written.subscribed) == (
@@ -135,8 +140,8 @@ async def test_a_fenced_write_applies_under_the_current_token_and_nothing_under_
             {"by": "current"},
             False,
         )
-        with pytest.raises(KeyError):
-            await fenced(connection, current, no_such_column=1)
+    with pytest.raises(KeyError):
+        await in_batch(database, lambda b: fenced(b, current, no_such_column=1))
 
     assert (await videos.get(ada, video_id)).progress == 41
 

@@ -43,11 +43,11 @@ def checking(claim: Claim) -> Write[str]:
 
 
 def marking(claim: Claim) -> Write[str]:
-    """A write that names the claim's video in its error field and adds one event (put off to
-    the end of its batch)."""
+    """A write that names the claim's video in its error field and adds one event (both put off
+    to the end of its batch)."""
 
     async def write(batch: Batch) -> str:
-        await fenced(batch.connection, claim, last_error=f"marked {claim.video_id}")
+        fenced(batch, claim, last_error=f"marked {claim.video_id}")
         queries.defer_events(batch, claim.video_id, [("note", {})])
         return claim.video_id
 
@@ -114,7 +114,8 @@ async def test_writes_queued_behind_a_batch_are_committed_together(
         results[claim.video_id] = await group.run(marking(claim))
 
     inserting = statements(database, "INSERT INTO video_events")
-    with commits(database) as seen, inserting as inserted:
+    updating = statements(database, "UPDATE videos")
+    with commits(database) as seen, inserting as inserted, updating as updated:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(held, group, release)
             await anyio.wait_all_tasks_blocked()
@@ -125,6 +126,8 @@ async def test_writes_queued_behind_a_batch_are_committed_together(
 
     assert len(seen) == 2  # the holding write's batch, then all six queued behind it
     assert inserted == [6]  # and their six events in one statement
+    # Their fenced writes too, where the driver counts the rows an executemany changed.
+    assert updated == ([6] if database.engine.dialect.supports_sane_multi_rowcount else [1] * 6)
     assert results == {claim.video_id: claim.video_id for claim in claims}
     assert await marks(database) == {
         claim.video_id: (f"marked {claim.video_id}", 2)

@@ -192,7 +192,6 @@ _FENCED_COSTED = _FENCED.values(
         else_=bindparam("final_cost", type_=_VIDEOS.c.cost_final.type),
     )
 )
-_FENCED_ID = update(_VIDEOS).where(*_FENCE).returning(_VIDEOS.c.id)
 # Parameters name columns, not attributes (`metadata`, not `metadata_`); an unknown one would be
 # dropped without a word, so each is looked up here and a wrong name fails loudly.
 _COLUMN_OF = {prop.key: prop.columns[0].key for prop in inspect(Video).column_attrs}
@@ -225,10 +224,14 @@ async def guarded(
     return row
 
 
-async def fenced(connection: AsyncConnection, claim: Claim, **values: Any) -> None:
-    """`guarded`, for a write that needs nothing back."""
-    if await connection.scalar(_FENCED_ID, _fence_parameters(claim, values)) is None:
-        raise LeaseLost(claim.video_id)
+_FENCED_ROW = update(_VIDEOS).where(*_FENCE)
+
+
+def fenced(batch: Batch, claim: Claim, **values: Any) -> None:
+    """`guarded`, for a write that needs nothing back, put off to the end of the job engine's
+    batch: there the batch's fenced writes of the same columns go as one statement. The batch
+    fails with LeaseLost unless the claim's token was still the video's."""
+    batch.update(_FENCED_ROW, _fence_parameters(claim, values), LeaseLost(claim.video_id))
 
 
 def released(next_check_at: datetime | None) -> dict[str, Any]:
@@ -239,10 +242,10 @@ def released(next_check_at: datetime | None) -> dict[str, Any]:
 async def release(database: Database, claim: Claim, *, next_check_at: datetime | None) -> bool:
     """Give the lease back and say when the video is next due; False if it wasn't ours."""
     async with database.transaction() as connection:
-        written = await connection.scalar(
-            _FENCED_ID, _fence_parameters(claim, released(next_check_at))
+        result = await connection.execute(
+            _FENCED_ROW, _fence_parameters(claim, released(next_check_at))
         )
-    return written is not None
+    return bool(result.rowcount)
 
 
 class LeaseLost(Exception):

@@ -13,9 +13,10 @@ learns the fate of its own write after it is committed or rolled back, as with a
 of its own.
 
 A write may also put work off to the end of its batch, where the batch's writes share a
-statement instead of sending one each: inserts of rows that no write in the batch reads back,
-such as a video's events (`Batch.insert`), and checks that must hold when the batch commits,
-such as a lease still being held (`Batch.check`).
+statement instead of sending one each: updates that must change one row each, such as a fenced
+write (`Batch.update`), checks that must hold when the batch commits, such as a lease still
+being held (`Batch.check`), and inserts of rows that no write in the batch reads back, such as a
+video's events (`Batch.insert`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from sqlalchemy.sql import Executable
 from reelforge.db.engine import Database
 
 T = TypeVar("T")
+# An update's parameters, and the error that fails the batch unless it changes exactly one row.
+_Update = tuple[Mapping[str, Any], Exception]
 # Given every key a batch's writes asked it about, the keys that pass (in one query).
 Check = Callable[[AsyncConnection, list[Hashable]], Awaitable[Collection[Hashable]]]
 
@@ -37,17 +40,27 @@ Check = Callable[[AsyncConnection, list[Hashable]], Awaitable[Collection[Hashabl
 class Batch:
     """A write's share of its batch: the transaction's connection, and work put off to its end.
 
-    Just before the commit, each check runs once for every key the batch's writes gave it, and
-    each insert once with every row they gave it: so an insert is only for rows that no write
-    in the batch reads back.
+    Just before the commit, each update runs once for every parameter set the batch's writes
+    gave it (where the driver counts the rows of an executemany, SQLite's; one by one where
+    not), each check once for every key, and each insert once with every row: so an insert is
+    only for rows that no write in the batch reads back.
     """
 
-    __slots__ = ("_checks", "_inserts", "connection")
+    __slots__ = ("_checks", "_inserts", "_updates", "connection")
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
+        self._updates: dict[tuple[Executable, frozenset[str]], list[_Update]] = {}
         self._checks: dict[Check, dict[Hashable, Exception]] = {}
         self._inserts: dict[Executable, list[Mapping[str, Any]]] = {}
+
+    def update(
+        self, statement: Executable, parameters: Mapping[str, Any], error: Exception
+    ) -> None:
+        """Run `statement` with `parameters` before the batch commits; unless it changes exactly
+        one row, fail the batch with `error`."""
+        group = (statement, frozenset(parameters))
+        self._updates.setdefault(group, []).append((parameters, error))
 
     def check(self, check: Check, key: Hashable, error: Exception) -> None:
         """Fail the batch with `error` unless `check` passes `key` before the batch commits."""
@@ -58,7 +71,10 @@ class Batch:
         self._inserts.setdefault(statement, []).extend(rows)
 
     async def flush(self) -> None:
-        """Run the checks and inserts put off so far, one statement each."""
+        """Run the updates, checks and inserts put off so far, one statement each."""
+        updates, self._updates = self._updates, {}
+        for (statement, _names), parameters in updates.items():
+            await self._update(statement, parameters)
         checks, self._checks = self._checks, {}
         for check, errors in checks.items():
             passed = await check(self.connection, list(errors))
@@ -69,6 +85,17 @@ class Batch:
         for statement, rows in inserts.items():
             if rows:
                 await self.connection.execute(statement, rows)
+
+    async def _update(self, statement: Executable, updates: list[_Update]) -> None:
+        if self.connection.dialect.supports_sane_multi_rowcount:
+            result = await self.connection.execute(statement, [row for row, _ in updates])
+            if result.rowcount != len(updates):
+                # Which one missed is unknown; the batch fails, and each write runs again alone.
+                raise updates[0][1]
+            return
+        for row, error in updates:
+            if (await self.connection.execute(statement, row)).rowcount != 1:
+                raise error
 
 
 Write = Callable[[Batch], Awaitable[T]]

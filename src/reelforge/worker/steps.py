@@ -449,7 +449,7 @@ class Steps:
                     subscribed=row.subscribed,
                 )
             else:
-                await fenced(batch.connection, claim, **values)
+                fenced(batch, claim, **values)
             if event is not None:
                 queries.defer_events(batch, claim.video_id, [event])
 
