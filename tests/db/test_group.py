@@ -1,12 +1,14 @@
-"""Group commit on both databases: shared transactions, inserts and checks put off to one
+"""Group commit on both databases: shared transactions, updates, checks and inserts put off to one
 statement per batch, and a fault fails only its own write."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 import anyio
 import pytest
@@ -102,12 +104,25 @@ async def held(group: GroupCommit, release: anyio.Event) -> str:
     return await group.run(write)
 
 
+async def behind_a_batch(
+    group: GroupCommit, runs: Sequence[Callable[[], Coroutine[Any, Any, None]]]
+) -> None:
+    """Start `runs` while another batch is committing: their writes queue, and go as the next."""
+    release = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(held, group, release)
+        await anyio.wait_all_tasks_blocked()
+        for run in runs:
+            tasks.start_soon(run)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+
+
 async def test_writes_queued_behind_a_batch_are_committed_together(
     database: Database, videos: Videos, ada: Account
 ) -> None:
     claims = await claims_of(database, videos, ada, 6)
     group = GroupCommit(database)
-    release = anyio.Event()
     results: dict[str, str] = {}
 
     async def run(claim: Claim) -> None:
@@ -116,13 +131,7 @@ async def test_writes_queued_behind_a_batch_are_committed_together(
     inserting = statements(database, "INSERT INTO video_events")
     updating = statements(database, "UPDATE videos")
     with commits(database) as seen, inserting as inserted, updating as updated:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(held, group, release)
-            await anyio.wait_all_tasks_blocked()
-            for claim in claims:
-                tasks.start_soon(run, claim)
-            await anyio.wait_all_tasks_blocked()
-            release.set()
+        await behind_a_batch(group, [partial(run, claim) for claim in claims])
 
     assert len(seen) == 2  # the holding write's batch, then all six queued behind it
     assert inserted == [6]  # and their six events in one statement
@@ -141,7 +150,6 @@ async def test_a_write_at_fault_fails_alone_and_the_others_land_once(
     claims = await claims_of(database, videos, ada, 4)
     stale = replace(claims[2], version=claims[2].version - 1)
     group = GroupCommit(database)
-    release = anyio.Event()
     outcomes: dict[str, str] = {}
 
     async def run(claim: Claim) -> None:
@@ -150,13 +158,7 @@ async def test_a_write_at_fault_fails_alone_and_the_others_land_once(
         except LeaseLost:
             outcomes[claim.video_id] = "lease lost"
 
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(held, group, release)
-        await anyio.wait_all_tasks_blocked()
-        for claim in [*claims[:2], stale, claims[3]]:
-            tasks.start_soon(run, claim)
-        await anyio.wait_all_tasks_blocked()
-        release.set()
+    await behind_a_batch(group, [partial(run, claim) for claim in [*claims[:2], stale, claims[3]]])
 
     assert outcomes[stale.video_id] == "lease lost"
     after = await marks(database)
@@ -228,7 +230,6 @@ async def test_an_insert_put_off_that_fails_fails_only_its_own_write(
 ) -> None:
     claims = await claims_of(database, videos, ada, 3)
     group = GroupCommit(database)
-    release = anyio.Event()
     outcomes: dict[str, str] = {}
 
     async def orphan_event(batch: Batch) -> str:
@@ -241,15 +242,9 @@ async def test_an_insert_put_off_that_fails_fails_only_its_own_write(
         except IntegrityError:
             outcomes[name] = "refused"
 
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(held, group, release)
-        await anyio.wait_all_tasks_blocked()
-        tasks.start_soon(run, claims[0].video_id, marking(claims[0]))
-        tasks.start_soon(run, "orphan", orphan_event)
-        for claim in claims[1:]:
-            tasks.start_soon(run, claim.video_id, marking(claim))
-        await anyio.wait_all_tasks_blocked()
-        release.set()
+    runs = [partial(run, claim.video_id, marking(claim)) for claim in claims]
+    runs.insert(1, partial(run, "orphan", orphan_event))
+    await behind_a_batch(group, runs)
 
     assert outcomes.pop("orphan") == "refused"  # events must belong to a video
     assert outcomes == {claim.video_id: claim.video_id for claim in claims}
@@ -264,7 +259,6 @@ async def test_the_checks_of_a_batch_are_one_read_and_a_stale_claim_fails_alone(
     claims = await claims_of(database, videos, ada, 4)
     stale = replace(claims[1], version=claims[1].version - 1)
     group = GroupCommit(database)
-    release = anyio.Event()
     outcomes: dict[tuple[str, int], str] = {}
 
     async def run(claim: Claim) -> None:
@@ -273,20 +267,10 @@ async def test_the_checks_of_a_batch_are_one_read_and_a_stale_claim_fails_alone(
         except LeaseLost:
             outcomes[claim.video_id, claim.version] = "lease lost"
 
-    async def run_all(some: list[Claim]) -> None:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(held, group, release)
-            await anyio.wait_all_tasks_blocked()
-            for claim in some:
-                tasks.start_soon(run, claim)
-            await anyio.wait_all_tasks_blocked()
-            release.set()
-
     with statements(database, "SELECT videos.id, videos.lease_version") as reads:
-        await run_all(claims)
+        await behind_a_batch(group, [partial(run, claim) for claim in claims])
     assert reads == [1]
-    release = anyio.Event()
-    await run_all([claims[0], stale, *claims[2:]])
+    await behind_a_batch(group, [partial(run, claim) for claim in [claims[0], stale, *claims[2:]]])
 
     expected = {(claim.video_id, claim.version): claim.video_id for claim in claims}
     assert outcomes == expected | {(stale.video_id, stale.version): "lease lost"}
