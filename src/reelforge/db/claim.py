@@ -103,9 +103,12 @@ async def claim_due(
 
 
 def _claimed(row: Row[Any], owner: str, until: datetime) -> Claim:
-    # The video as a transient Video: a snapshot, without an ORM session's bookkeeping.
+    # The video as a transient Video, a snapshot no session tracks. Filled the way the ORM fills
+    # a loaded object (a new instance, values into its __dict__): Video(**values) fires an
+    # attribute event per column, 70 us a row against 2.5 us (timeit).
     mapping = row._mapping
-    video = Video(**{name: mapping[column] for name, column in _COLUMN_OF.items()})
+    video = _VIDEO_MANAGER.new_instance()
+    video.__dict__.update({name: mapping[column] for name, column in _COLUMN_OF.items()})
     return Claim(
         video_id=video.id, version=video.lease_version, owner=owner, until=until, video=video
     )
@@ -192,6 +195,7 @@ _FENCED_COSTED = _FENCED.values(
         else_=bindparam("final_cost", type_=_VIDEOS.c.cost_final.type),
     )
 )
+_VIDEO_MANAGER = inspect(Video).class_manager
 # Parameters name columns, not attributes (`metadata`, not `metadata_`); an unknown one would be
 # dropped without a word, so each is looked up here and a wrong name fails loudly.
 _COLUMN_OF = {prop.key: prop.columns[0].key for prop in inspect(Video).column_attrs}
