@@ -40,8 +40,9 @@ from reelforge.domain.clock import utcnow
 class Claim:
     """A lease on one video: writes under it must name this `version`.
 
-    `video` is the row as the claim left it (detached), so a step starts without reading it
-    again; it is a snapshot, and only writes guarded by `version` may act on it.
+    `video` is the row as the claim left it, in a Video no session tracks, so a step starts
+    without reading it again; it is a snapshot, and only writes guarded by `version` may act on
+    it.
     """
 
     video_id: str
