@@ -17,14 +17,13 @@ from reelforge.db.claim import (
     claim_due,
     extend,
     fenced,
-    guarded,
     release,
 )
 from reelforge.db.engine import Database
 from reelforge.db.group import Batch, GroupCommit
+from reelforge.db.models import Video
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
-from reelforge.services.outbound import Webhooks
 from reelforge.services.videos import NewVideo, Videos
 
 pytestmark = pytest.mark.anyio
@@ -129,41 +128,13 @@ async def test_a_fenced_write_applies_under_the_current_token_and_nothing_under_
 
     with pytest.raises(LeaseLost):
         await in_batch(database, lambda b: fenced(b, stale, progress=7, metadata_={"by": "stale"}))
-    async with database.transaction() as connection:
-        with pytest.raises(LeaseLost):
-            await guarded(connection, stale, progress=7)
     await in_batch(database, lambda b: fenced(b, current, progress=40, metadata_={"by": "current"}))
-    async with database.transaction() as connection:
-        written = await guarded(connection, current, progress=41)
-        assert (written.progress, written.metadata, written.subscribed) == (
-            41,
-            {"by": "current"},
-            False,
-        )
     with pytest.raises(KeyError):
         await in_batch(database, lambda b: fenced(b, current, no_such_column=1))
 
-    assert (await videos.get(ada, video_id)).progress == 41
-
-
-async def test_a_guarded_write_says_whether_the_owner_has_a_webhook_endpoint(
-    database: Database, videos: Videos, ada: Account
-) -> None:
-    await make_videos(videos, ada, 1)
-    [claim] = await claim_due(
-        database, owner="w1", now=utcnow() + timedelta(seconds=1), lease=LEASE, limit=1
-    )
-    hooks = Webhooks(database)
-
-    async def subscribed() -> bool:
-        async with database.transaction() as connection:
-            return bool((await guarded(connection, claim, progress=1)).subscribed)
-
-    assert not await subscribed()
-    endpoint, _secret = await hooks.create_endpoint(ada, "https://hooks.example.org/")
-    assert await subscribed()
-    await hooks.delete_endpoint(ada, endpoint.id)
-    assert not await subscribed()
+    async with database.session() as session:
+        written = await session.get_one(Video, video_id)
+    assert (written.progress, written.metadata_) == (40, {"by": "current"})
 
 
 async def test_a_claim_reads_the_due_index_not_every_video(

@@ -7,11 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from reelforge.db.claim import claim_due, guarded
+from reelforge.db.claim import claim_due, fenced
 from reelforge.db.engine import Database
 from reelforge.db.group import Batch
 from reelforge.db.models import Video
-from reelforge.db.videos import to_view
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.services import ledger
@@ -62,15 +61,20 @@ async def test_the_last_fenced_write_of_a_job_carries_its_final_cost_only_while_
         database, owner="w1", now=utcnow() + timedelta(seconds=1), lease=LEASE, limit=1
     )
 
-    async def end(final: Decimal, *, then_settle: bool) -> tuple[Decimal | None, bool]:
+    async def end(final: Decimal, *, then_settle: bool) -> Decimal | None:
+        """A job's last write, at `final`, maybe settled in the same batch; its final cost."""
         async with database.transaction() as connection:
-            row = await guarded(connection, claim, final_cost=final)
-            closed = then_settle and await ledger.settle(connection, to_view(row), final)
-        return row.cost_final, closed
+            batch = Batch(connection)
+            fenced(batch, claim, final_cost=final)
+            if then_settle:
+                ledger.defer_settle(batch, claim.video, final)
+            await batch.flush()
+        async with database.session() as session:
+            return (await session.get_one(Video, view.id)).cost_final
 
-    assert await end(Decimal("0.25"), then_settle=True) == (Decimal("0.25"), True)
-    assert await end(Decimal("0.99"), then_settle=True) == (Decimal("0.25"), False)
-    assert await end(Decimal("0.99"), then_settle=False) == (Decimal("0.25"), False)
+    assert await end(Decimal("0.25"), then_settle=True) == Decimal("0.25")
+    assert await end(Decimal("0.99"), then_settle=True) == Decimal("0.25")
+    assert await end(Decimal("0.99"), then_settle=False) == Decimal("0.25")
     settled = Decimal("0.25") - view.cost_estimate
     assert await ledger_of(database, view.id) == [
         ("reserve", view.cost_estimate),

@@ -11,14 +11,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from standardwebhooks import Webhook
 
 from reelforge.db.engine import Database
-from reelforge.db.models import WebhookDelivery
+from reelforge.db.group import Batch
+from reelforge.db.models import Video, WebhookDelivery
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import InputError
+from reelforge.domain.states import JobState
 from reelforge.domain.webhooks import (
     FIRST_RETRY,
     MAX_RETRY,
@@ -100,6 +102,47 @@ async def test_emit_rejects_unknown_event_types(
     async with database.transaction() as connection:
         with pytest.raises(ValueError, match=r"video\.exploded"):
             await outbound.emit(connection, view, "video.exploded")
+
+
+async def test_events_put_off_to_a_batch_go_to_the_endpoints_that_want_them_in_one_read(
+    database: Database, videos: Videos, ada: Account, bob: Account
+) -> None:
+    hooks = Webhooks(database)
+    everything, _ = await hooks.create_endpoint(ada, "https://hooks.example.org/all")
+    await hooks.create_endpoint(ada, "https://hooks.example.org/f", event_types=["video.failed"])
+    ours = [(await videos.create(owner, NewVideo(prompt="a fox")))[0] for owner in (ada, bob)]
+    async with database.session() as session:
+        made = [await session.get_one(Video, view.id) for view in ours]
+    endpoint_reads: list[str] = []
+
+    def sent(*args: Any) -> None:
+        if "FROM webhook_endpoints" in args[2]:
+            endpoint_reads.append(args[2])
+
+    written = {"job_state": JobState.COMPLETED.value, "progress": 100}
+    sync = database.engine.sync_engine
+    event.listen(sync, "before_cursor_execute", sent)
+    try:
+        async with database.transaction() as connection:
+            batch = Batch(connection)
+            for video in made:
+                outbound.defer_emit(batch, video, EventType.VIDEO_COMPLETED, written)
+            await batch.flush()
+    finally:
+        event.remove(sync, "before_cursor_execute", sent)
+
+    async with database.session() as session:
+        [delivery] = await session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.event_type == "video.completed")
+        )
+    assert len(endpoint_reads) == 1
+    assert (delivery.endpoint_id, delivery.video_id) == (everything.id, ours[0].id)
+    assert delivery.payload["data"] == {
+        "id": ours[0].id,
+        "object": "video",
+        "status": "completed",
+        "progress": 100,
+    }
 
 
 class _Rendezvous:

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Update,
     bindparam,
     case,
-    exists,
     inspect,
     or_,
     select,
@@ -31,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelforge.db.engine import Database
 from reelforge.db.group import Batch
-from reelforge.db.models import Video, WebhookEndpoint
+from reelforge.db.models import Video
 from reelforge.db.videos import ledger_closed
 from reelforge.domain.clock import utcnow
 
@@ -177,19 +176,10 @@ _FENCE = (
     _VIDEOS.c.id == bindparam("fence_id"),
     _VIDEOS.c.lease_version == bindparam("fence_version"),
 )
-# Whether the video's owner has an enabled webhook endpoint: the event a written row usually
-# goes on to emit needs no query of its own when the answer is no, as it mostly is. SQLite's
-# RETURNING names columns without their table (`user_id = owner_id`), so the two sides must keep
-# names the other table doesn't have.
-_SUBSCRIBED = (
-    exists()
-    .where(WebhookEndpoint.user_id == _VIDEOS.c.owner_id, WebhookEndpoint.enabled.is_(True))
-    .label("subscribed")
-)
-_FENCED = update(_VIDEOS).where(*_FENCE).returning(*_VIDEOS.c, _SUBSCRIBED)
 # The final cost goes in with the write that ends the job, unless the ledger is already closed:
 # the settle or refund that follows in the same transaction is then refused too, so the video's
 # cost and its ledger agree (and the ledger has no cost of its own to write).
+_FENCED = update(_VIDEOS).where(*_FENCE)
 _FENCED_COSTED = _FENCED.values(
     cost_final=case(
         (ledger_closed(_VIDEOS.c.id), _VIDEOS.c.cost_final),
@@ -208,35 +198,20 @@ def _fence_parameters(claim: Claim, values: dict[str, Any]) -> dict[str, Any]:
     return parameters
 
 
-async def guarded(
-    connection: AsyncConnection, claim: Claim, *, final_cost: Decimal | None = None, **values: Any
-) -> Row[Any]:
-    """Apply `values` (by attribute name) in the connection's transaction only while the claim's
-    fencing token is the video's, else raise LeaseLost.
+def fenced(batch: Batch, claim: Claim, *, final_cost: Decimal | None = None, **values: Any) -> None:
+    """Apply `values` (by attribute name) only while the claim's fencing token is the video's,
+    at the end of the job engine's batch: there the batch's fenced writes of the same columns
+    go as one statement. The batch fails with LeaseLost unless the token was still the video's.
 
     `final_cost`: also the video's final cost, written only while its ledger is open (for the
-    write that ends a job, before its settle or refund). Returns the video's row as written,
-    with `subscribed`: whether its owner has an enabled webhook endpoint (see `outbound.emit`).
+    write that ends a job, before its settle or refund).
     """
     parameters = _fence_parameters(claim, values)
     statement = _FENCED
     if final_cost is not None:
         statement = _FENCED_COSTED
         parameters["final_cost"] = final_cost
-    row = (await connection.execute(statement, parameters)).first()
-    if row is None:
-        raise LeaseLost(claim.video_id)
-    return row
-
-
-_FENCED_ROW = update(_VIDEOS).where(*_FENCE)
-
-
-def fenced(batch: Batch, claim: Claim, **values: Any) -> None:
-    """`guarded`, for a write that needs nothing back, put off to the end of the job engine's
-    batch: there the batch's fenced writes of the same columns go as one statement. The batch
-    fails with LeaseLost unless the claim's token was still the video's."""
-    batch.update(_FENCED_ROW, _fence_parameters(claim, values), LeaseLost(claim.video_id))
+    batch.update(statement, parameters, LeaseLost(claim.video_id))
 
 
 def released(next_check_at: datetime | None) -> dict[str, Any]:
@@ -248,7 +223,7 @@ async def release(database: Database, claim: Claim, *, next_check_at: datetime |
     """Give the lease back and say when the video is next due; False if it wasn't ours."""
     async with database.transaction() as connection:
         result = await connection.execute(
-            _FENCED_ROW, _fence_parameters(claim, released(next_check_at))
+            _FENCED, _fence_parameters(claim, released(next_check_at))
         )
     return bool(result.rowcount)
 

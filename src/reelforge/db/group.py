@@ -15,8 +15,9 @@ of its own.
 A write may also put work off to the end of its batch, where the batch's writes share a
 statement instead of sending one each: updates that must change one row each, such as a fenced
 write (`Batch.update`), checks that must hold when the batch commits, such as a lease still
-being held (`Batch.check`), and inserts of rows that no write in the batch reads back, such as a
-video's events (`Batch.insert`).
+being held (`Batch.check`), inserts of rows that no write in the batch reads back, such as a
+video's events (`Batch.insert`), and other work done once for all of them, such as the outgoing
+webhooks of the batch's changes (`Batch.gather`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ T = TypeVar("T")
 _Update = tuple[Mapping[str, Any], Exception]
 # Given every key a batch's writes asked it about, the keys that pass (in one query).
 Check = Callable[[AsyncConnection, list[Hashable]], Awaitable[Collection[Hashable]]]
+# Given every item a batch's writes gave it, does its work (in one or two statements).
+Gathered = Callable[[AsyncConnection, list[Any]], Awaitable[None]]
 
 
 class Batch:
@@ -42,17 +45,19 @@ class Batch:
 
     Just before the commit, each update runs once for every parameter set the batch's writes
     gave it (where the driver counts the rows of an executemany, SQLite's; one by one where
-    not), each check once for every key, and each insert once with every row: so an insert is
-    only for rows that no write in the batch reads back.
+    not), each check once for every key, each insert once with every row (so an insert is only
+    for rows that no write in the batch reads back), and each gathered work once with every
+    item.
     """
 
-    __slots__ = ("_checks", "_inserts", "_updates", "connection")
+    __slots__ = ("_checks", "_gathered", "_inserts", "_updates", "connection")
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
         self._updates: dict[tuple[Executable, frozenset[str]], list[_Update]] = {}
         self._checks: dict[Check, dict[Hashable, Exception]] = {}
         self._inserts: dict[Executable, list[Mapping[str, Any]]] = {}
+        self._gathered: dict[Gathered, list[Any]] = {}
 
     def update(
         self, statement: Executable, parameters: Mapping[str, Any], error: Exception
@@ -70,8 +75,13 @@ class Batch:
         """Run `statement` for each of `rows` before the batch commits."""
         self._inserts.setdefault(statement, []).extend(rows)
 
+    def gather(self, work: Gathered, item: object) -> None:
+        """Run `work` once before the batch commits, with this and every other item the batch's
+        writes gave it."""
+        self._gathered.setdefault(work, []).append(item)
+
     async def flush(self) -> None:
-        """Run the updates, checks and inserts put off so far, one statement each."""
+        """Run the updates, checks, inserts and gathered work put off so far, one call each."""
         updates, self._updates = self._updates, {}
         for (statement, _names), parameters in updates.items():
             await self._update(statement, parameters)
@@ -85,6 +95,9 @@ class Batch:
         for statement, rows in inserts.items():
             if rows:
                 await self.connection.execute(statement, rows)
+        gathered, self._gathered = self._gathered, {}
+        for work, items in gathered.items():
+            await work(self.connection, items)
 
     async def _update(self, statement: Executable, updates: list[_Update]) -> None:
         if self.connection.dialect.supports_sane_multi_rowcount:

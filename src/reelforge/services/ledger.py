@@ -46,13 +46,13 @@ async def refund(connection: AsyncConnection, video: Video | VideoView) -> bool:
     return await _close(connection, video, "refund", -video.cost_estimate, REFUNDED_COST)
 
 
-def defer_settle(batch: Batch, video: VideoView, final: Decimal) -> None:
+def defer_settle(batch: Batch, video: Video | VideoView, final: Decimal) -> None:
     """`settle`, at the end of the job engine's batch (db.group), for the write that ended the
-    job and put its final cost in already (`guarded(final_cost=)`): nothing waits on the answer."""
+    job and put its final cost in already (`fenced(final_cost=)`): nothing waits on the answer."""
     _defer_close(batch, video, "settle", final - video.cost_estimate)
 
 
-def defer_refund(batch: Batch, video: VideoView) -> None:
+def defer_refund(batch: Batch, video: Video | VideoView) -> None:
     """`refund`, as `defer_settle`."""
     _defer_close(batch, video, "refund", -video.cost_estimate)
 
@@ -72,13 +72,13 @@ async def _close(
         amount=amount,
         now=utcnow(),
     )
-    # The engine's last write of a job puts the final cost in already (`guarded(final_cost=)`).
+    # The engine's last write of a job puts the final cost in already (`fenced(final_cost=)`).
     if closed and video.cost_final != final:
         await queries.record_final_cost(connection, video.id, final)
     return closed
 
 
-def _defer_close(batch: Batch, video: VideoView, kind: str, amount: Decimal) -> None:
+def _defer_close(batch: Batch, video: Video | VideoView, kind: str, amount: Decimal) -> None:
     queries.defer_close_ledger(
         batch, user_id=video.owner_id, video_id=video.id, kind=kind, amount=amount, now=utcnow()
     )

@@ -1,9 +1,10 @@
 """Outgoing webhooks: users' endpoints, events recorded with the state change, signed delivery.
 
-An event is a `webhook_deliveries` row per subscribed endpoint, inserted by `emit` in the
-transaction that changes the video, so an event exists exactly when its change committed. The
-`Deliverer` sends due rows later (the job engine calls `deliver_due` on a timer): at least once,
-signed per Standard Webhooks, retried with backoff, never the same attempt by two workers.
+An event is a `webhook_deliveries` row per subscribed endpoint, inserted by `emit` (or by
+`defer_emit`, at the end of the job engine's batch) in the transaction that changes the video,
+so an event exists exactly when its change committed. The `Deliverer` sends due rows later (the
+job engine calls `deliver_due` on a timer): at least once, signed per Standard Webhooks,
+retried with backoff, never the same attempt by two workers.
 
 Unless the operator allows private addresses, endpoints go only to public addresses: a URL
 written with a non-public host is refused when registered, and each delivery resolves the host
@@ -18,7 +19,7 @@ import json
 import random
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
 from reelforge.db.engine import Database
+from reelforge.db.group import Batch
 from reelforge.db.models import Video, WebhookDelivery, WebhookEndpoint
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
@@ -96,8 +98,8 @@ def new_secret() -> str:
 
 # Built once: the engine emits on every completion, and building it cost more than running it.
 _ENDPOINTS = cast(Table, WebhookEndpoint.__table__).c
-_ENABLED_ENDPOINTS = select(_ENDPOINTS.id, _ENDPOINTS.event_types).where(
-    _ENDPOINTS.user_id == bindparam("owner_id"), _ENDPOINTS.enabled.is_(True)
+_ENABLED_ENDPOINTS = select(_ENDPOINTS.id, _ENDPOINTS.user_id, _ENDPOINTS.event_types).where(
+    _ENDPOINTS.user_id.in_(bindparam("owner_ids", expanding=True)), _ENDPOINTS.enabled.is_(True)
 )
 _ADD_DELIVERIES = insert(cast(Table, WebhookDelivery.__table__))
 
@@ -108,44 +110,84 @@ async def emit(
     event_type: EventType | str,
     *,
     now: datetime | None = None,
-    subscribed: bool = True,
 ) -> int:
     """Queue `event_type` about `video` for each enabled endpoint of its owner that wants it.
 
     Runs in the caller's transaction (from an ORM session, pass `await session.connection()`)
     and sends nothing: the rows are committed (or rolled back) with the caller's change.
-    `subscribed=False` says the caller already knows the owner has no enabled endpoint (a
-    fenced write returns that), which spares a query. Returns how many deliveries were queued.
+    Returns how many deliveries were queued.
     """
-    kind = EventType(event_type)
-    if not subscribed:
-        return 0
-    endpoints = await connection.execute(_ENABLED_ENDPOINTS, {"owner_id": video.owner_id})
-    wanted = [endpoint.id for endpoint in endpoints if kind.value in endpoint.event_types]
-    if not wanted:
-        return 0
-    now = now or utcnow()
+    event = _Event(video.owner_id, _snapshot(video), EventType(event_type))
+    return await _queue(connection, [event], now or utcnow())
+
+
+def defer_emit(
+    batch: Batch, video: Video, event_type: EventType, written: Mapping[str, Any]
+) -> None:
+    """`emit` about `video` as a write of `written` (values by attribute name) leaves it, at the
+    end of the job engine's batch (db.group): there the events of all its writes take one query
+    for their owners' endpoints."""
+    after = VideoSnapshot(
+        id=video.id,
+        job_state=JobState(written.get("job_state", video.job_state)),
+        progress=written.get("progress", video.progress),
+        error_code=written.get("error_code", video.error_code),
+        error_message=written.get("error_message", video.error_message),
+    )
+    batch.gather(_queue_gathered, _Event(video.owner_id, after, event_type))
+
+
+@dataclass(frozen=True)
+class _Event:
+    owner_id: str
+    video: VideoSnapshot
+    kind: EventType
+
+
+async def _queue_gathered(connection: AsyncConnection, events: list[Any]) -> None:
+    await _queue(connection, events, utcnow())
+
+
+async def _queue(connection: AsyncConnection, events: list[_Event], now: datetime) -> int:
+    """A delivery of each event to each enabled endpoint of its owner that wants its type."""
+    owners = list({event.owner_id for event in events})
+    wants: dict[str, list[tuple[str, list[str]]]] = {}
+    for endpoint in await connection.execute(_ENABLED_ENDPOINTS, {"owner_ids": owners}):
+        wants.setdefault(endpoint.user_id, []).append((endpoint.id, endpoint.event_types))
+    deliveries = []
+    for event in events:
+        wanted = [
+            endpoint_id
+            for endpoint_id, kinds in wants.get(event.owner_id, [])
+            if event.kind.value in kinds
+        ]
+        if wanted:
+            deliveries += _deliveries(event, wanted, now)
+    if deliveries:
+        await connection.execute(_ADD_DELIVERIES, deliveries)
+    return len(deliveries)
+
+
+def _deliveries(event: _Event, endpoint_ids: list[str], now: datetime) -> list[dict[str, Any]]:
     event_id = new_id("evt")
-    payload = event_payload(event_id, kind, now, _snapshot(video))
-    deliveries = [
+    payload = event_payload(event_id, event.kind, now, event.video)
+    return [
         {
             # Doubles as the `webhook-id` header: the same across retries, so receivers can
             # dedupe, and distinct from the event id, as OpenAI's `wh_…` ids are.
             "id": new_id("wh"),
             "endpoint_id": endpoint_id,
             "event_id": event_id,
-            "event_type": kind.value,
-            "video_id": video.id,
+            "event_type": event.kind.value,
+            "video_id": event.video.id,
             "payload": payload,
             "status": DeliveryStatus.PENDING.value,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,
         }
-        for endpoint_id in wanted
+        for endpoint_id in endpoint_ids
     ]
-    await connection.execute(_ADD_DELIVERIES, deliveries)
-    return len(wanted)
 
 
 def _snapshot(video: Video | VideoView) -> VideoSnapshot:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reelforge.db import videos as queries
-from reelforge.db.claim import Claim, check_held, fenced, guarded, released
+from reelforge.db.claim import Claim, check_held, fenced, released
 from reelforge.db.engine import Database
 from reelforge.db.group import Batch, GroupCommit, Write
 from reelforge.db.models import Video
@@ -338,24 +338,19 @@ class Steps:
         first = JobState(before.job_state) is not JobState.DOWNLOADING
         completed: list[tuple[str, dict[str, Any]]] = [(EventKind.COMPLETED, {})] if first else []
         sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
+        values = {
+            "job_state": JobState.COMPLETED.value,
+            "archived_at": utcnow(),
+            "last_error": None,
+            **columns,
+            **released(None),
+        }
 
         async def finish(batch: Batch) -> None:
-            row = await guarded(
-                batch.connection,
-                claim,
-                final_cost=price,
-                job_state=JobState.COMPLETED.value,
-                archived_at=utcnow(),
-                last_error=None,
-                **columns,
-                **released(None),
-            )
-            video = queries.to_view(row)
-            ledger.defer_settle(batch, video, price)
-            queries.defer_events(batch, video.id, [*completed, (EventKind.ARCHIVED, sizes)])
-            await outbound.emit(
-                batch.connection, video, EventType.VIDEO_COMPLETED, subscribed=row.subscribed
-            )
+            fenced(batch, claim, final_cost=price, **values)
+            ledger.defer_settle(batch, before, price)
+            queries.defer_events(batch, claim.video_id, [*completed, (EventKind.ARCHIVED, sizes)])
+            outbound.defer_emit(batch, before, EventType.VIDEO_COMPLETED, values)
 
         await self._commits.run(finish)
         return StepResult(None, released=True)
@@ -366,24 +361,19 @@ class Steps:
         self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
     ) -> StepResult:
         failure = {"code": code, "message": message[:500]}
+        values = {
+            "job_state": state.value,
+            "error_code": code[:80],
+            "error_message": message[:2000],
+            **released(None),
+        }
 
         async def fail(batch: Batch) -> None:
-            row = await guarded(
-                batch.connection,
-                claim,
-                final_cost=ledger.REFUNDED_COST,
-                job_state=state.value,
-                error_code=code[:80],
-                error_message=message[:2000],
-                **released(None),
-            )
-            video = queries.to_view(row)
+            fenced(batch, claim, final_cost=ledger.REFUNDED_COST, **values)
             # Upstream charges nothing for a job that failed, so neither do we.
-            ledger.defer_refund(batch, video)
-            queries.defer_events(batch, video.id, [(EventKind.FAILED, failure)])
-            await outbound.emit(
-                batch.connection, video, EventType.VIDEO_FAILED, subscribed=row.subscribed
-            )
+            ledger.defer_refund(batch, claim.video)
+            queries.defer_events(batch, claim.video_id, [(EventKind.FAILED, failure)])
+            outbound.defer_emit(batch, claim.video, EventType.VIDEO_FAILED, values)
 
         await self._commits.run(fail)
         return StepResult(None, released=True)
@@ -440,16 +430,9 @@ class Steps:
     ) -> None:
 
         async def write(batch: Batch) -> None:
+            fenced(batch, claim, **values)
             if progressed:
-                row = await guarded(batch.connection, claim, **values)
-                await outbound.emit(
-                    batch.connection,
-                    queries.to_view(row),
-                    EventType.VIDEO_PROGRESS,
-                    subscribed=row.subscribed,
-                )
-            else:
-                fenced(batch, claim, **values)
+                outbound.defer_emit(batch, claim.video, EventType.VIDEO_PROGRESS, values)
             if event is not None:
                 queries.defer_events(batch, claim.video_id, [event])
 
