@@ -295,7 +295,7 @@ def _serve(factory: str, port: int) -> None:
     """Serve one of this script's app factories as `reelforge serve` serves Reelforge: same
     class, same defaults."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     Granian(
         target=f"api:{factory}",
@@ -303,6 +303,7 @@ def _serve(factory: str, port: int) -> None:
         address=HOST,
         port=port,
         interface=Interfaces.ASGI,
+        loop=Loops.uvloop,
         working_dir=HERE,
     ).serve()
 

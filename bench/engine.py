@@ -35,7 +35,6 @@ and upstream calls per completed video from the upstream's own counters (goal wi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import hashlib
 import multiprocessing
@@ -54,6 +53,7 @@ from typing import Any
 import anyio
 import asyncpg
 import httpx
+import uvloop
 from granian.constants import Interfaces
 from granian.server.embed import Server
 from pwdlib import PasswordHash
@@ -657,7 +657,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--engines", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600)
-    asyncio.run(bench(parser.parse_args()))
+    # The event loop `reelforge worker` and `serve` run on.
+    uvloop.run(bench(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from reelforge.settings import Settings
 from reelforge.storage import open_storage
 from tests.support.accounts import FAST_HASHER, PASSWORD
 from tests.support.api import MakeCaller, callers
+from tests.support.loop import BACKEND
 from tests.support.s3 import S3Bucket, create_bucket
 
 POSTGRES_ENV = "REELFORGE_TEST_POSTGRES_URL"
@@ -54,8 +55,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return BACKEND
 
 
 @pytest.fixture(autouse=True)

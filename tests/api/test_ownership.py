@@ -29,6 +29,7 @@ from reelforge.runtime import Runtime
 from reelforge.services.videos import NewVideo
 from reelforge.settings import Settings
 from tests.support.api import BASE_URL, Caller, MakeCaller, archive, callers, runtime_of
+from tests.support.loop import BACKEND
 
 pytestmark = pytest.mark.anyio
 
@@ -125,8 +126,8 @@ def _hermetic_settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return BACKEND
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx2
 import openai
@@ -14,11 +15,12 @@ from reelforge.emulator.server import RunningServer, running
 from reelforge.emulator.service import Emulator
 from reelforge.emulator.settings import EmulatorSettings
 from tests.emulator.helpers import API_KEY, SDK, cached_render, make_settings
+from tests.support.loop import BACKEND
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return BACKEND
 
 
 @pytest.fixture

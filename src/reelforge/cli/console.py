@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import typer
+import uvloop
 from rich.console import Console
 
 from reelforge.db import migrate
@@ -43,7 +43,7 @@ def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
             await runtime.close()
 
     try:
-        return asyncio.run(main())
+        return uvloop.run(main())
     except (InputError, NotFoundError, ConflictError) as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None

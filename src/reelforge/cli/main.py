@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import AsyncExitStack
 from typing import Annotated
 
 import typer
+import uvloop
 
 from reelforge.cli.accounts import keys, users
 from reelforge.cli.console import console, run_with_runtime, settings_or_exit
@@ -32,13 +32,13 @@ def serve(
 ) -> None:
     """Run the API, studio and (embedded) worker on one server."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     if settings.is_embedded_database:
-        asyncio.run(migrations.upgrade(settings.resolved_database_url))
+        uvloop.run(migrations.upgrade(settings.resolved_database_url))
     _ensure_first_admin()
     _preload(settings)
     console.print(f"Reelforge is serving on [bold]http://{settings.host}:{settings.port}[/bold]")
@@ -48,6 +48,7 @@ def serve(
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
+        loop=Loops.uvloop,
     ).serve()
 
 
@@ -96,7 +97,7 @@ def worker(
             "processes, run `reelforge emulator` and point REELFORGE_PROVIDER=openai "
             "at it.[/yellow]"
         )
-    asyncio.run(_work(settings, concurrency))
+    uvloop.run(_work(settings, concurrency))
 
 
 async def _work(settings: Settings, concurrency: int | None) -> None:
@@ -149,8 +150,8 @@ def migrate(
     url = settings.resolved_database_url
     if not status:
         action = migrations.downgrade if down else migrations.upgrade
-        asyncio.run(action(url, revision))
-    current = asyncio.run(migrations.current_revision(url))
+        uvloop.run(action(url, revision))
+    current = uvloop.run(migrations.current_revision(url))
     head = migrations.head_revision()
     console.print(f"database at revision {current or 'base'} (head is {head})")
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from granian.constants import Interfaces
+from granian.constants import Interfaces, Loops
 from granian.server.embed import Server
 from starlette.types import ASGIApp
 
@@ -33,6 +33,7 @@ def serve(host: str = "127.0.0.1", port: int = 4010) -> None:
         address=host,
         port=port,
         interface=Interfaces.ASGI,
+        loop=Loops.uvloop,
     ).serve()
 
 
