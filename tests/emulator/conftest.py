@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx2
 import openai
@@ -15,12 +14,6 @@ from reelforge.emulator.server import RunningServer, running
 from reelforge.emulator.service import Emulator
 from reelforge.emulator.settings import EmulatorSettings
 from tests.emulator.helpers import API_KEY, SDK, cached_render, make_settings
-from tests.support.loop import BACKEND
-
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return BACKEND
 
 
 @pytest.fixture
