@@ -64,6 +64,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from reelforge.bus import LocalBus
 from reelforge.db import migrate
 from reelforge.db.claim import claim_due, release
 from reelforge.db.engine import Database
@@ -88,6 +89,8 @@ from reelforge.providers.openai import OpenAIProvider
 from reelforge.providers.registry import EMULATOR_API_KEY
 from reelforge.services.accounts import Accounts
 from reelforge.services.inbound import InboundWebhooks
+from reelforge.services.jobs import Jobs
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.settings import LogLevel
 from reelforge.storage import open_storage
@@ -148,9 +151,9 @@ async def seed(database: Database, count: int, label: str) -> list[str]:
     account = await Accounts(database, hasher).create(
         f"{label}@example.org", "correct horse battery", display_name=label
     )
-    videos = Videos(
-        database, open_storage("memory://"), catalog.provider("emulator"), max_prompt_length=1000
-    )
+    storage, spec = open_storage("memory://"), catalog.provider("emulator")
+    lifecycle = Lifecycle(database, LocalBus())
+    videos = Videos(database, storage, spec, lifecycle, max_prompt_length=1000)
     ids = []
     for number in range(count):
         view, _ = await videos.create(account, NewVideo(prompt=f"{label} clip {number}"))
@@ -415,11 +418,14 @@ async def run_engines(
     storage = open_storage("memory://")
     providers = [make_provider() for _ in range(engines)]
     config = EngineConfig(concurrency=concurrency, lease=timedelta(seconds=60), idle_seconds=0.02)
+    # Each engine as its own worker process would have it: its own group commit.
+    jobs = Jobs(database)
     running_engines = [
         Engine(
-            database,
+            jobs,
             Steps(
-                database,
+                Lifecycle(database, LocalBus()),
+                jobs,
                 storage,
                 provider,
                 deadline=timedelta(minutes=10),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,8 +68,9 @@ class Lifecycle:
         after = replace(after, lease_owner=None, lease_until=None, next_check_at=next_check_at)
         await self.hold(claim, after)
 
-    async def hold(self, claim: Claim, after: VideoRecord) -> None:
-        """The engine's change under its lease, which it keeps; LeaseLost when it is gone."""
+    async def hold(self, claim: Claim, after: VideoRecord) -> Claim:
+        """The engine's change under its lease, which it keeps (the claim, holding `after`
+        now, is returned); LeaseLost when the lease is gone."""
         effects = rules.effects(claim.video, after)
 
         async def write(batch: Batch) -> None:
@@ -76,6 +78,7 @@ class Lifecycle:
 
         await self._commits.run(write)
         await self._publish(after, effects)
+        return replace(claim, video=after)
 
     async def check_held(self, claim: Claim) -> None:
         """LeaseLost unless the claim is still the video's (before a side effect outside the
@@ -129,21 +132,26 @@ def _written(
     *,
     actor: str | None = None,
 ) -> None:
-    final = None
-    if effects.closing is not None:
-        final = after.cost_final if effects.closing is Closing.SETTLE else REFUNDED_COST
-        assert final is not None, "a settled video has its final cost"
-    leases.fenced(batch, before, after, final_cost=final)
+    leases.fenced(batch, before, after, final_cost=_final_cost(after, effects))
     _bring(batch, after, effects, actor=actor)
+
+
+def _final_cost(video: VideoRecord, effects: Effects) -> Decimal | None:
+    """What the video finally costs, when this change closes its ledger."""
+    if effects.closing is None:
+        return None
+    if effects.closing is Closing.REFUND:
+        return REFUNDED_COST
+    assert video.cost_final is not None, "a settled video has its final cost"
+    return video.cost_final
 
 
 def _bring(batch: Batch, video: VideoRecord, effects: Effects, *, actor: str | None) -> None:
     """The events, ledger entry and outgoing webhook that go with a change of `video`."""
     if effects.events:
         queries.add_events(batch, video.id, effects.events, actor=actor)
-    if effects.closing is not None:
-        final = video.cost_final if effects.closing is Closing.SETTLE else REFUNDED_COST
-        assert final is not None
+    final = _final_cost(video, effects)
+    if effects.closing is not None and final is not None:
         queries.close_ledger(
             batch,
             user_id=video.owner_id,

@@ -16,23 +16,16 @@ from datetime import datetime, timedelta
 from reelforge.domain.clock import utcnow
 from reelforge.domain.lifecycle import REFUNDED_COST
 from reelforge.domain.records import VideoRecord
-from reelforge.domain.schedule import EXPIRY_MARGIN, next_check, poll_delay, retry_delay
+from reelforge.domain.schedule import next_check, poll_delay, retry_delay
 from reelforge.domain.states import JobState
-from reelforge.domain.upstream import (
-    CreateRequest,
-    ImageBytes,
-    ProviderError,
-    UpstreamStatus,
-    UpstreamVideo,
-    Variant,
-)
-from reelforge.domain.videos import ArchivedObject
+from reelforge.domain.upstream import ProviderError, UpstreamStatus, UpstreamVideo
 from reelforge.logs import get_logger
 from reelforge.providers.base import Provider
-from reelforge.services.archive import archive_key, download_variant
+from reelforge.services import archive
 from reelforge.services.jobs import Claim, Jobs
 from reelforge.services.lifecycle import Lifecycle
-from reelforge.storage import Storage, StorageError, StoredObject
+from reelforge.storage import Storage, StorageError
+from reelforge.worker.upstream import find_upstream, start_upstream
 
 log = get_logger("reelforge.worker")
 
@@ -41,18 +34,12 @@ MAX_CLEANUP_ATTEMPTS = 12
 # With provider webhooks a poll is only the safety net for a lost event: the webhook's nudge
 # brings the check forward, so one retrieve per video is the norm.
 WEBHOOK_SAFETY_POLL = timedelta(seconds=60)
-# How far back (before our SUBMITTING mark) an upstream job may be and still be ours.
-RECONCILE_SLACK = timedelta(minutes=2)
-RECONCILE_PAGES = 5
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """When the video is due again (None: nothing more to do until someone nudges it).
-
-    `released`: the step's last write already gave the lease back and set the next check,
-    so the engine has nothing left to write.
-    """
+    """When the video is due again (None: not until someone nudges it); `released`: the step's
+    last write gave the lease back already, so the engine has nothing left to write."""
 
     next_check_at: datetime | None
     released: bool = False
@@ -113,10 +100,9 @@ class Steps:
             deadline_at=video.deadline_at or now + self._deadline,
             submitting_since=now,
         )
-        await self._lifecycle.hold(claim, submitting)
-        claim = replace(claim, video=submitting)
+        claim = await self._lifecycle.hold(claim, submitting)
         try:
-            upstream = await self._start_upstream(video)
+            upstream = await start_upstream(self._provider, self._storage, self._jobs, video)
         except ProviderError as error:
             return await self._submit_failed(claim, error)
         return await self._adopt(claim, upstream)
@@ -133,30 +119,13 @@ class Steps:
     async def _reconcile(self, claim: Claim, video: VideoRecord) -> StepResult:
         """A create whose answer we never saw: adopt its job if upstream has it, else retry."""
         try:
-            found = await self._find_upstream(video)
+            found = await find_upstream(self._provider, self._jobs, video)
         except ProviderError as error:
             return await self._submit_failed(claim, error)
         if found is not None:
             log.info("reconciled a create", video_id=video.id, upstream=found.id)
             return await self._adopt(claim, found)
         return await self._submit(claim, video)
-
-    async def _find_upstream(self, video: VideoRecord) -> UpstreamVideo | None:
-        since = video.submitting_since or video.created_at
-        after = None
-        for _ in range(RECONCILE_PAGES):
-            page = await self._provider.list(after=after, limit=100, order="desc")
-            for item in page.items:
-                if item.created_at is not None and item.created_at < since - RECONCILE_SLACK:
-                    return None
-                if _same_request(item, video) and not await self._jobs.upstream_job_taken(
-                    self._provider.name, item.id
-                ):
-                    return item
-            if not page.has_more or page.last_id is None:
-                return None
-            after = page.last_id
-        return None
 
     async def _adopt(self, claim: Claim, upstream: UpstreamVideo) -> StepResult:
         state = _state_of(upstream.status)
@@ -175,26 +144,6 @@ class Steps:
     def _poll_delay(self, polls: int) -> timedelta:
         delay = poll_delay(polls, self._rng)
         return max(delay, WEBHOOK_SAFETY_POLL) if self._webhooks else delay
-
-    async def _start_upstream(self, video: VideoRecord) -> UpstreamVideo:
-        if video.remixed_from_video_id is not None:
-            parent = await self._jobs.video(video.remixed_from_video_id)
-            if parent is None or parent.provider_video_id is None:
-                raise ProviderError("the parent video has no upstream job to remix", status=400)
-            return await self._provider.remix(parent.provider_video_id, video.prompt)
-        reference = None
-        if video.input_reference_key is not None:
-            data = await self._storage.read(video.input_reference_key)
-            reference = ImageBytes(data=data, content_type=video.input_reference_type or "")
-        return await self._provider.create(
-            CreateRequest(
-                prompt=video.prompt,
-                model=video.model,
-                size=video.size,
-                seconds=str(video.seconds),
-                input_reference=reference,
-            )
-        )
 
     # --- track --------------------------------------------------------------------------
 
@@ -247,24 +196,16 @@ class Steps:
             expires_at=upstream.expires_at,
         )
         try:
-            downloaded = await self._download(upstream, video.id)
+            downloaded = await archive.download_all(self._provider, self._storage, upstream)
         except (ProviderError, StorageError) as error:
             return await self._archive_failed(claim, completion, upstream, error)
-        archived = completion
         try:
             # A holder that stalled past its lease (or a video cancelled meanwhile) must not
             # put objects back where a clean-up may already have removed them.
             await self._lifecycle.check_held(claim)
-            for variant in list(downloaded):
-                stored = await self._storage.commit(
-                    downloaded[variant], archive_key(video.id, variant)
-                )
-                del downloaded[variant]  # committed: nothing left to clean up
-                kept = ArchivedObject(stored.key, stored.size, stored.sha256)
-                archived = archived.archived(variant, kept)
+            archived = await archive.commit_all(self._storage, downloaded, completion)
         finally:
-            for temporary in downloaded.values():
-                await self._storage.delete(temporary.key)
+            await archive.discard(self._storage, downloaded)
         price = self._provider.spec.model(video.model).price(video.size, video.seconds)
         finished = replace(
             archived,
@@ -274,36 +215,6 @@ class Steps:
             cost_final=price,
         )
         return await self._end(claim, finished, None)
-
-    async def _download(
-        self, upstream: UpstreamVideo, video_id: str
-    ) -> dict[Variant, StoredObject]:
-        """Every variant into a checked temporary object.
-
-        A thumbnail or spritesheet upstream doesn't have (a 4xx) is done without; one that
-        failed for a reason that passes (a full disk, a 5xx) fails the archive so it is tried
-        again, until expiry is near: then the video alone is better than nothing.
-        """
-        near_expiry = (
-            upstream.expires_at is not None and utcnow() >= upstream.expires_at - EXPIRY_MARGIN
-        )
-        downloaded: dict[Variant, StoredObject] = {}
-        try:
-            for variant in Variant:
-                try:
-                    downloaded[variant] = await download_variant(
-                        self._provider, self._storage, upstream.id, variant
-                    )
-                except (ProviderError, StorageError) as error:
-                    missing = isinstance(error, ProviderError) and not error.retryable
-                    if variant is Variant.VIDEO or not (missing or near_expiry):
-                        raise
-                    log.warning("variant not archived", video_id=video_id, variant=variant)
-        except BaseException:
-            for temporary in downloaded.values():
-                await self._storage.delete(temporary.key)
-            raise
-        return downloaded
 
     async def _archive_failed(
         self, claim: Claim, completion: VideoRecord, upstream: UpstreamVideo, error: Exception
@@ -368,14 +279,6 @@ class Steps:
         """The step's last write: its change, the next check and the lease given back at once."""
         await self._lifecycle.step(claim, after, next_check_at=next_check_at)
         return StepResult(next_check_at, released=True)
-
-
-def _same_request(item: UpstreamVideo, video: VideoRecord) -> bool:
-    return (
-        item.prompt == video.prompt
-        and item.size == video.size
-        and item.seconds == str(video.seconds)
-    )
 
 
 _ORDER = (JobState.QUEUED, JobState.IN_PROGRESS, JobState.DOWNLOADING)
