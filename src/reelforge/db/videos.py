@@ -112,7 +112,7 @@ async def visible_video(
 
 
 # The hottest query there is, built once: constructing a statement and its cache key on every
-# call cost more CPU than running it (measured with py-spy; see bench/api.py).
+# call costs more than running it (see bench/api.py).
 _LIVE_VIDEO = select(*Video.__table__.columns).where(
     Video.id == bindparam("video_id"), Video.deleted_at.is_(None)
 )
