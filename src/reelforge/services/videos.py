@@ -47,6 +47,9 @@ from reelforge.services.references import check_reference
 from reelforge.storage import ObjectStream, Storage
 
 Notify = Callable[[str], Awaitable[None]]
+# Called once a create or remix has passed every check and is about to be accepted: where the
+# HTTP layer counts it against the create rate limit, so a refused request uses up no slot.
+Admit = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -98,14 +101,18 @@ class Videos:
             raise InputError("input_reference", f"{request.model.name} takes no image input")
         return request, check_reference(new.input_reference, request.width, request.height)
 
-    async def create(self, account: Account, new: NewVideo) -> tuple[VideoView, bool]:
+    async def create(
+        self, account: Account, new: NewVideo, *, admit: Admit | None = None
+    ) -> tuple[VideoView, bool]:
         """Accept a video (quota, budget and reservation in one transaction).
 
         Returns the view and whether it is new: a repeated Idempotency-Key with the same
-        request returns the original video instead.
+        request returns the original video instead. `admit` runs once the request is valid.
         """
         request, reference = self._checked(new)
         video = self._new_row(account, request, new.idempotency_key)
+        if admit is not None:
+            await admit()
         video.request_hash = _request_hash(
             "create", request, reference=new.input_reference, parent=None
         )
@@ -116,9 +123,16 @@ class Videos:
         return await self._accept(account, video, EventKind.CREATED)
 
     async def remix(
-        self, account: Account, parent_id: str, prompt: object, idempotency_key: str | None = None
+        self,
+        account: Account,
+        parent_id: str,
+        prompt: object,
+        idempotency_key: str | None = None,
+        *,
+        admit: Admit | None = None,
     ) -> tuple[VideoView, bool]:
-        """A new video from a completed one the caller can see, changed by `prompt`."""
+        """A new video from a completed one the caller can see, changed by `prompt`; `admit`
+        runs once the request is valid."""
         checked = check_prompt(prompt, self._max_prompt_length)
         async with self._database.session() as session:
             parent = await queries.visible_video(session, parent_id, _scope(account))
@@ -139,6 +153,8 @@ class Videos:
             max_prompt_length=self._max_prompt_length,
         )
         video = self._new_row(account, request, idempotency_key)
+        if admit is not None:
+            await admit()
         video.remixed_from_video_id = parent.id
         video.request_hash = _request_hash("remix", request, reference=None, parent=parent.id)
         return await self._accept(account, video, EventKind.REMIXED)
@@ -168,7 +184,11 @@ class Videos:
         async with self._database.session() as session:
             cursor = None
             if after is not None:
-                cursor = await queries.visible_video(session, after, _scope(account))
+                # A video deleted meanwhile still marks its place, so a client that deletes
+                # while it pages goes on from there (another user's id stays unknown).
+                cursor = await queries.visible_video(
+                    session, after, _scope(account), include_deleted=True
+                )
                 if cursor is None:
                     raise InputError("after", f"no video {after!r} to continue after")
             return await queries.page_of_videos(
