@@ -13,6 +13,7 @@ from PIL import Image
 
 from reelforge.domain.accounts import Role
 from tests.support.api import Caller, MakeCaller, archive, runtime_of
+from tests.support.protocol import assert_protocol_error, multipart
 
 pytestmark = pytest.mark.anyio
 
@@ -40,11 +41,6 @@ def png_data_url(width: int, height: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def multipart(**fields: str) -> dict[str, tuple[None, str]]:
-    """Text fields sent as multipart/form-data, as the SDK sends them (not urlencoded)."""
-    return {name: (None, value) for name, value in fields.items()}
-
-
 @pytest.fixture
 async def ada(make_caller: MakeCaller) -> Caller:
     return await make_caller("ada@example.org")
@@ -61,19 +57,6 @@ async def completed(app: FastAPI, caller: Caller) -> dict[str, Any]:
     video = await create(caller)
     await archive(runtime_of(app), video["id"], ASSETS)
     return video
-
-
-def assert_protocol_error(
-    response: httpx.Response, status: int, code: str | None, param: str | None = None
-) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert list(body) == ["error"]
-    assert list(body["error"]) == ["message", "type", "param", "code"]
-    assert (body["error"]["code"], body["error"]["param"]) == (code, param), body
-    message: str = body["error"]["message"]
-    return message
 
 
 async def test_the_video_object_is_exactly_the_protocols(app: FastAPI, ada: Caller) -> None:

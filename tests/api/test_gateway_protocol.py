@@ -15,12 +15,13 @@ from fastapi import FastAPI
 from PIL import Image
 
 from reelforge.domain.accounts import Role
-from tests.api.test_gateway import ASSETS, assert_protocol_error, multipart
 from tests.support.api import BASE_URL, Caller, MakeCaller, archive, runtime_of
+from tests.support.protocol import assert_protocol_error, multipart
 
 pytestmark = pytest.mark.anyio
 
 POLL_AFTER = "openai-poll-after-ms"
+ASSETS = {"video": b"\x00" * 64, "thumbnail": b"RIFF.WEBP", "spritesheet": b"\xff\xd8"}
 
 
 def _png(width: int, height: int) -> bytes:
