@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from reelforge.api.errors import ApiError
-from reelforge.domain.errors import InputError
+from reelforge.domain.errors import InputError, json_type
 from reelforge.services.videos import NewVideo
 
 REFERENCE = "input_reference"
@@ -214,7 +214,7 @@ def _check_json(body: object, allowed: frozenset[str], *, references: bool) -> N
         raise ApiError(
             400,
             INVALID_TYPE,
-            f"Invalid type for request body: expected an object, but got {_json_type(body)} "
+            f"Invalid type for request body: expected an object, but got {json_type(body)} "
             "instead.",
             field="body",
         )
@@ -222,12 +222,12 @@ def _check_json(body: object, allowed: frozenset[str], *, references: bool) -> N
     for name in _TEXT_PARAMETERS:
         value = body.get(name)
         if value is not None and not isinstance(value, str):
-            raise _invalid_type(name, "a string", _json_type(value))
+            raise _invalid_type(name, "a string", json_type(value))
     if body.get("prompt") is None:
         raise _missing("prompt")
     reference = body.get(REFERENCE)
     if references and reference is not None and not isinstance(reference, dict):
-        raise _invalid_type(REFERENCE, "an object", _json_type(reference))
+        raise _invalid_type(REFERENCE, "an object", json_type(reference))
 
 
 def _refuse_unknown(names: Iterable[str], allowed: frozenset[str]) -> None:
@@ -249,23 +249,6 @@ def _invalid_type(name: str, expected: str, got: str) -> ApiError:
         f"Invalid type for '{name}': expected {expected}, but got {got} instead.",
         field=name,
     )
-
-
-def _json_type(value: object) -> str:
-    """A JSON value's type as the protocol's messages name it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _is_characters(name: str) -> bool:
