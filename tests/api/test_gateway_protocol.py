@@ -93,6 +93,7 @@ STRICT_REMIXES: list[tuple[dict[str, Any], str, str]] = [
     ({"json": {"prompt": "x", "seconds": "8"}}, "unknown_parameter", "seconds"),
     ({"json": "at night"}, "invalid_type", "body"),
     ({"files": multipart(other="x")}, "unknown_parameter", "other"),
+    ({"files": {"prompt": ("p.txt", b"at night", "text/plain")}}, "invalid_type", "prompt"),
     (
         {"content": b"", "headers": {"content-type": "application/json"}},
         "missing_required_parameter",

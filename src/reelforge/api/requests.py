@@ -116,7 +116,8 @@ async def read_remix_prompt(request: Request) -> str:
     """The prompt of a remix, from `{"prompt": …}` or a multipart `prompt` field, read as
     strictly as the protocol reads it (the gateway's; /api's remix takes a typed body)."""
     if _is_multipart(request):
-        async with request.form(max_files=0, max_fields=5) as form:
+        # One file at most, so that a prompt sent as a file is refused by name.
+        async with request.form(max_files=1, max_fields=5) as form:
             _check_form(form, _REMIX_PARAMETERS)
             return _text_fields(form)["prompt"]
     data = _load_json(await request.body())
@@ -203,7 +204,7 @@ def _check_form(form: FormData, allowed: frozenset[str]) -> None:
     for name in _TEXT_PARAMETERS:
         if isinstance(form.get(name), UploadFile):
             raise _invalid_type(name, "a string", "a file")
-    if "prompt" in allowed and form.get("prompt") is None:
+    if form.get("prompt") is None:
         raise _missing("prompt")
 
 
