@@ -13,6 +13,7 @@ from PIL import Image
 
 from reelforge.domain.accounts import Role
 from tests.support.api import Caller, MakeCaller, archive, runtime_of
+from tests.support.protocol import assert_protocol_error, multipart
 
 pytestmark = pytest.mark.anyio
 
@@ -40,11 +41,6 @@ def png_data_url(width: int, height: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def multipart(**fields: str) -> dict[str, tuple[None, str]]:
-    """Text fields sent as multipart/form-data, as the SDK sends them (not urlencoded)."""
-    return {name: (None, value) for name, value in fields.items()}
-
-
 @pytest.fixture
 async def ada(make_caller: MakeCaller) -> Caller:
     return await make_caller("ada@example.org")
@@ -61,19 +57,6 @@ async def completed(app: FastAPI, caller: Caller) -> dict[str, Any]:
     video = await create(caller)
     await archive(runtime_of(app), video["id"], ASSETS)
     return video
-
-
-def assert_protocol_error(
-    response: httpx.Response, status: int, code: str | None, param: str | None = None
-) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert list(body) == ["error"]
-    assert list(body["error"]) == ["message", "type", "param", "code"]
-    assert (body["error"]["code"], body["error"]["param"]) == (code, param), body
-    message: str = body["error"]["message"]
-    return message
 
 
 async def test_the_video_object_is_exactly_the_protocols(app: FastAPI, ada: Caller) -> None:
@@ -173,7 +156,9 @@ async def test_ownership_over_every_route_that_takes_an_id(
             if expected[who] == 404:
                 assert_protocol_error(response, 404, "not_found")
             elif expected[who] == 401:
-                assert_protocol_error(response, 401, "unauthorized")
+                # No key at all: the protocol's 401 carries no code (a wrong one is
+                # `invalid_api_key`, see test_gateway_protocol.py).
+                assert_protocol_error(response, 401, None)
             elif route == "content":
                 assert response.content == ASSETS["thumbnail"]
             elif route == "get":
@@ -206,8 +191,6 @@ async def test_bad_requests_answer_in_the_protocol_shape(ada: Caller) -> None:
     content = f"/v1/videos/{video['id']}/content"
     cases: list[tuple[str, str, dict[str, Any], int, str | None]] = [
         ("POST", "/v1/videos", {"content": b"{nope", "headers": json}, 400, "body"),
-        ("POST", "/v1/videos", {"content": b"[1]", "headers": json}, 400, "body"),
-        ("POST", "/v1/videos", {"json": {"prompt": 5}}, 400, "prompt"),
         ("POST", "/v1/videos", {"json": {"prompt": "x", "seconds": "7"}}, 400, "seconds"),
         ("POST", "/v1/videos", {"json": {"prompt": "x", ref: {"file_id": "file-1"}}}, 400, ref),
         (
@@ -217,9 +200,13 @@ async def test_bad_requests_answer_in_the_protocol_shape(ada: Caller) -> None:
             400,
             ref,
         ),
-        ("POST", "/v1/videos", {"json": {"prompt": "x", ref: "not a data URL"}}, 400, ref),
-        ("POST", "/v1/videos", {"json": {"prompt": "x", ref: ["data:"]}}, 400, ref),
-        ("POST", "/v1/videos", {"files": multipart(prompt="x", **{ref: "a string"})}, 400, ref),
+        (
+            "POST",
+            "/v1/videos",
+            {"json": {"prompt": "x", ref: {"image_url": "not a data URL"}}},
+            400,
+            ref,
+        ),
         (
             "POST",
             "/v1/videos",
@@ -241,8 +228,7 @@ async def test_bad_requests_answer_in_the_protocol_shape(ada: Caller) -> None:
             400,
             "characters",
         ),
-        ("POST", remix, {"json": {}}, 400, "prompt"),
-        ("POST", remix, {"files": multipart(other="x")}, 400, "prompt"),
+        ("POST", remix, {"json": {"prompt": " "}}, 400, "prompt"),
         ("GET", "/v1/videos", {"params": {"after": "video_nope"}}, 400, "after"),
         ("GET", "/v1/videos", {"params": {"limit": 101}}, 400, "limit"),
         ("GET", "/v1/videos", {"params": {"order": "sideways"}}, 400, "order"),

@@ -155,6 +155,47 @@ async def test_list_paginates_with_after_and_last_id(sdk: openai.AsyncOpenAI) ->
     assert envelope(await sdk.videos.list(limit=0, after=e)) == ([], None, None, False)
 
 
+async def test_delete_while_iterating_the_list(sdk: openai.AsyncOpenAI) -> None:
+    """Each page's `last_id` is deleted before the next page is asked for."""
+    made = [(await sdk.videos.create(prompt=f"clip {i}")).id for i in range(5)]
+
+    seen = []
+    async for video in sdk.videos.list(limit=2):
+        seen.append(video.id)
+        await sdk.videos.delete(video.id)
+
+    assert seen == made[::-1]
+    assert (await sdk.videos.list()).data == []
+
+
+async def test_the_sdks_poll_helper_gets_the_poll_interval(sdk: openai.AsyncOpenAI) -> None:
+    video = await sdk.videos.create(prompt="a fox")
+
+    raw = await sdk.videos.with_raw_response.retrieve(video.id)
+
+    assert raw.parse().status == "queued"
+    assert int(raw.headers["openai-poll-after-ms"]) > 0
+
+
+STRICT_CREATES: list[tuple[dict[str, object], str, str]] = [
+    ({"prompt": "fox", "seconds": 8}, "invalid_type", "seconds"),
+    ({"prompt": "fox", "duration": 8}, "unknown_parameter", "duration"),
+    ({"model": "sora-2"}, "missing_required_parameter", "prompt"),
+]
+
+
+async def test_the_protocols_own_checks_reach_the_sdk(sdk: openai.AsyncOpenAI) -> None:
+    for body, code, param in STRICT_CREATES:
+        # As JSON (the SDK's create always sends multipart, which has no numbers).
+        with pytest.raises(openai.BadRequestError) as caught:
+            await sdk.post("/videos", body=body, cast_to=Video)
+        assert (caught.value.code, caught.value.param) == (code, param), body
+    with pytest.raises(openai.BadRequestError) as unknown:
+        await sdk.videos.create(prompt="fox", extra_body={"resolution": "720p"})
+    assert (unknown.value.code, unknown.value.param) == ("unknown_parameter", "resolution")
+    assert (await sdk.videos.list()).data == []
+
+
 async def test_download_every_variant_after_archiving(
     app: FastAPI, sdk: openai.AsyncOpenAI
 ) -> None:
@@ -268,7 +309,10 @@ async def test_unknown_and_foreign_ids_are_404(
 
 
 async def test_missing_or_invalid_keys_are_401(connect: Connect) -> None:
-    for key in ("", "rf_not_a_real_key", "not-even-a-key-shape"):
+    # The protocol's codes: a wrong key is `invalid_api_key`, a missing one has none.
+    expected = {"": None, "rf_not_a_real_key": "invalid_api_key"}
+    expected["not-even-a-key-shape"] = "invalid_api_key"
+    for key, code in expected.items():
         with pytest.raises(openai.AuthenticationError) as caught:
             # No key: a call that omits the Authorization header (an anonymous caller).
             await connect(key).videos.list(
@@ -276,29 +320,49 @@ async def test_missing_or_invalid_keys_are_401(connect: Connect) -> None:
             )
 
         error = caught.value
-        assert (error.status_code, error.code) == (401, "unauthorized"), key
+        assert (error.status_code, error.code) == (401, code), key
         assert error.response.headers["www-authenticate"] == "Bearer"
         sent = error.response.request.headers.get("authorization")
         assert sent == (f"Bearer {key}" if key else None)
 
 
-async def test_quota_exceeded_is_a_rate_limit_error(
-    ada: Caller, sdk: openai.AsyncOpenAI, make_caller: MakeCaller
+async def test_quota_exceeded_is_a_rate_limit_error_the_sdk_does_not_retry(
+    app: FastAPI, ada: Caller, make_caller: MakeCaller
 ) -> None:
     root = await make_caller("root@example.org", Role.ADMIN)
     quota = {"max_videos": 1, "period_days": 7, "monthly_budget": None}
     assert (
         await root.client.put(f"/api/admin/users/{ada.account.id}/quota", json=quota)
     ).status_code == 200
-    await sdk.videos.create(prompt="the one")
+    sent: list[str] = []
 
-    with pytest.raises(openai.RateLimitError) as caught:
-        await sdk.videos.create(prompt="one more")
+    async def count(request: httpx2.Request) -> None:
+        sent.append(request.url.path)
+
+    # The SDK's own retry policy (two retries), which a 429 would otherwise trigger.
+    async with openai.AsyncOpenAI(
+        base_url=f"{BASE_URL}/v1",
+        api_key=ada.key,
+        http_client=openai.DefaultAsyncHttpxClient(
+            transport=httpx2.ASGITransport(app=app), event_hooks={"request": [count]}
+        ),
+        max_retries=2,
+    ) as sdk:
+        await sdk.videos.create(prompt="the one")
+        with pytest.raises(openai.RateLimitError) as caught:
+            await sdk.videos.create(prompt="one more")
 
     error = caught.value
-    assert (error.status_code, error.code, error.type) == (429, "quota_exceeded", "requests")
+    assert (error.status_code, error.code, error.type) == (
+        429,
+        "quota_exceeded",
+        "insufficient_quota",
+    )
     assert "quota" in error.message
-    assert 0 < int(error.response.headers["retry-after"]) <= 7 * 86400
+    assert "resets at" in error.message
+    assert error.response.headers["x-should-retry"] == "false"
+    assert "retry-after" not in error.response.headers
+    assert sent == ["/v1/videos", "/v1/videos"]
 
 
 async def test_idempotency_key_replays_and_refuses_another_body(

@@ -260,7 +260,7 @@ async def test_idempotency_key_replays_and_conflicts(ada: Caller) -> None:
     assert other.json()["error"]["field"] == "Idempotency-Key"
 
 
-async def test_quota_exhaustion_answers_429_with_retry_after(
+async def test_quota_exhaustion_answers_429_that_says_not_to_retry(
     ada: Caller, make_caller: MakeCaller
 ) -> None:
     root = await make_caller("root@example.org", Role.ADMIN)
@@ -275,7 +275,9 @@ async def test_quota_exhaustion_answers_429_with_retry_after(
 
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "quota_exceeded"
-    assert 0 < int(refused.headers["Retry-After"]) <= 7 * 86400
+    # Only the next period ends it: no Retry-After promising a wait of days.
+    assert refused.headers["x-should-retry"] == "false"
+    assert "Retry-After" not in refused.headers
     usage = (await ada.client.get("/api/me/usage")).json()["data"]
     assert (usage["videos_used"], usage["videos_left"]) == (1, 0)
 

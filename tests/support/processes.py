@@ -1,4 +1,5 @@
-"""Real `reelforge worker` processes for fault tests: their environment, start, signals, logs."""
+"""Real `reelforge worker` and `reelforge serve` processes: their environment, start, signals,
+logs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import anyio
+import httpx
 
+from reelforge.emulator.server import free_port
 from reelforge.providers.registry import EMULATOR_API_KEY
 
 # The launcher whose archive commit writes a marker file and then hangs (SIGKILL it there).
@@ -125,13 +129,7 @@ def worker_environment(
     concurrency: int = 4,
 ) -> dict[str, str]:
     """A worker's environment: our database, storage and emulator, none of the developer's."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("REELFORGE_", "OPENAI_", "AWS_"))
-        and name not in ("DATABASE_URL", "REDIS_URL")
-    }
-    return inherited | {
+    return inherited_environment() | {
         "REELFORGE_DATA_DIR": str(data_dir),
         "REELFORGE_DATABASE_URL": database_url,
         "REELFORGE_STORAGE_URL": storage_url,
@@ -157,3 +155,83 @@ def workers_in(environment: dict[str, str], directory: Path) -> Iterator[Workers
         yield workers
     finally:
         workers.kill_all()
+
+
+def inherited_environment() -> dict[str, str]:
+    """The test run's environment without the developer's Reelforge, OpenAI and AWS settings."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("REELFORGE_", "OPENAI_", "AWS_"))
+        and name not in ("DATABASE_URL", "REDIS_URL")
+    }
+
+
+def server_environment(data_dir: Path, **settings: str) -> dict[str, str]:
+    """`reelforge serve` as it runs with nothing configured (SQLite, local storage, the
+    built-in emulator, the embedded worker) in `data_dir`, plus `settings` (REELFORGE_ names
+    without the prefix, e.g. CREATE_RATE_LIMIT)."""
+    return inherited_environment() | {
+        "REELFORGE_DATA_DIR": str(data_dir),
+        "REELFORGE_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+        **{f"REELFORGE_{name}": value for name, value in settings.items()},
+    }
+
+
+@dataclass
+class ServerProcess:
+    """A running `reelforge serve` on a loopback port, and its log file."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    base_url: str
+
+    def output(self, tail: int = 4000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-tail:]
+
+    @classmethod
+    async def start(cls, environment: dict[str, str], directory: Path) -> Self:
+        """Started and answering `/ready`, or the start fails with the server's log."""
+        directory.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        log = directory / "serve.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "reelforge.cli.main", "serve", "--port", str(port)],
+                env=environment,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        server = cls(process, log, f"http://127.0.0.1:{port}")
+        try:
+            await server._ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    async def _ready(self) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
+            with anyio.move_on_after(START_SECONDS):
+                while self.process.poll() is None:
+                    try:
+                        if (await client.get("/ready")).status_code == 200:
+                            return
+                    except httpx.TransportError:
+                        pass
+                    await anyio.sleep(0.1)
+        raise AssertionError(f"reelforge serve did not get ready:\n{self.output()}")
+
+    def stop(self) -> None:
+        """SIGINT (what Ctrl-C sends), then SIGKILL if it hasn't ended in DRAIN_SECONDS."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=DRAIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from reelforge.api.deps import RuntimeDep
-from reelforge.api.errors import ApiError
+from reelforge.api.errors import ApiError, ProtocolForm
 from reelforge.domain.accounts import Account
 from reelforge.services.keys import key_prefix, looks_like_key
 from reelforge.services.tokens import SESSION_AUDIENCE
@@ -19,6 +19,7 @@ CSRF_COOKIE = "reelforge_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+INVALID_KEY_CODE = "invalid_api_key"
 
 
 async def optional_account(request: Request, runtime: RuntimeDep) -> Account | None:
@@ -84,7 +85,9 @@ async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) ->
     else:
         account = await _active(runtime, runtime.tokens.subject(token))
     if account is None:
-        raise _unauthorized("Invalid, expired or revoked credentials")
+        raise _unauthorized(
+            "Invalid, expired or revoked credentials", protocol_code=INVALID_KEY_CODE
+        )
     return account
 
 
@@ -108,5 +111,13 @@ async def _check_csrf(request: Request) -> None:
         raise ApiError(403, "csrf_failed", "Missing or wrong CSRF token for a cookie session")
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(message: str, *, protocol_code: str | None = None) -> ApiError:
+    """A 401; on /v1 coded as the protocol codes it: `invalid_api_key` for a credential that
+    is wrong, no code for one that is missing."""
+    return ApiError(
+        401,
+        "unauthorized",
+        message,
+        headers={"WWW-Authenticate": "Bearer"},
+        protocol=ProtocolForm(protocol_code),
+    )

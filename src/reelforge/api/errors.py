@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.quotas import LimitExceededError
 from reelforge.logs import get_logger
@@ -24,6 +23,8 @@ GATEWAY_PREFIX = "/v1/"
 # What a 503 for unreachable storage asks clients to wait before trying again.
 STORAGE_RETRY_AFTER_SECONDS = 30
 
+# The protocol's `type` of a refusal that only a new period or more budget ends.
+QUOTA_TYPE = "insufficient_quota"
 # The protocol's `type` for each status, as OpenAI's own errors carry it.
 _PROTOCOL_TYPES = {
     400: "invalid_request_error",
@@ -40,6 +41,14 @@ _PROTOCOL_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class ProtocolForm:
+    """How an error reads on /v1 where the protocol names it otherwise than /api does."""
+
+    code: str | None
+    type: str | None = None
+
+
 class ApiError(Exception):
     """An HTTP answer other than success, raised from routes and dependencies."""
 
@@ -51,12 +60,14 @@ class ApiError(Exception):
         *,
         field: str | None = None,
         headers: Mapping[str, str] | None = None,
+        protocol: ProtocolForm | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.field = field
         self.headers = dict(headers or {})
+        self.protocol = protocol
         super().__init__(message)
 
 
@@ -88,12 +99,13 @@ class ProtocolError(BaseModel):
 
 def error_response(request: Request, error: ApiError) -> JSONResponse:
     if request.url.path.startswith(GATEWAY_PREFIX):
+        form = error.protocol or ProtocolForm(error.code)
         body: dict[str, Any] = {
             "error": {
                 "message": error.message,
-                "type": _PROTOCOL_TYPES.get(error.status, "invalid_request_error"),
+                "type": form.type or _PROTOCOL_TYPES.get(error.status, "invalid_request_error"),
                 "param": error.field,
-                "code": error.code,
+                "code": form.code,
             }
         }
     else:
@@ -133,10 +145,19 @@ def install(app: FastAPI) -> None:
         return error_response(request, ApiError(409, "conflict", exc.message, field=exc.field))
 
     async def limit_exceeded(request: Request, exc: Exception) -> JSONResponse:
+        # A quota or budget ends with its period, days away: no retry can get past it, so
+        # the answer says not to retry (the SDKs obey `x-should-retry`) and promises no wait.
         assert isinstance(exc, LimitExceededError)
-        wait = max(1, math.ceil((exc.resets_at - utcnow()).total_seconds()))
+        resets = exc.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return error_response(
-            request, ApiError(429, exc.code, exc.message, headers={"Retry-After": str(wait)})
+            request,
+            ApiError(
+                429,
+                exc.code,
+                f"{exc.message}; it resets at {resets}",
+                headers={"x-should-retry": "false"},
+                protocol=ProtocolForm(exc.code, type=QUOTA_TYPE),
+            ),
         )
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:

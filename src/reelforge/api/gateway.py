@@ -18,6 +18,11 @@ Status codes follow the protocol where it differs from /api:
   the SDK does not repeat a request that can only fail the same way.
 - Edits, extensions and characters are not offered yet: a 400 `unsupported_endpoint` that
   says so (not a 404, which would read as "no such video").
+
+Requests are read as strictly as the protocol reads them (`api/requests.py`), and a video
+that is not finished is answered with `openai-poll-after-ms`, which the SDKs' `poll()` uses
+as its interval. A list's `after` may name a video deleted since: the list goes on from where
+it was, so a client can delete what it pages through.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from reelforge.api.errors import ApiError, documented_protocol
 from reelforge.api.protocol import (
     CONTENT_TYPES,
     CREATE_BODY,
+    PENDING_STATUSES,
     REMIX_BODY,
     DeletedVideoResource,
     VideoListResource,
@@ -44,13 +50,17 @@ from reelforge.api.ratelimit import CreateRateLimit
 from reelforge.api.requests import IdempotencyKey, read_new_video, read_remix_prompt
 from reelforge.domain.errors import ConflictError, NotReadyError
 from reelforge.domain.upstream import Variant
-from reelforge.domain.videos import MAX_LIST_LIMIT, Order
+from reelforge.domain.videos import MAX_LIST_LIMIT, Order, VideoView
 
 router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"])
 
 DEFAULT_LIST_LIMIT = 20
 NOT_READY = "video_not_ready"
 UNSUPPORTED = "unsupported_endpoint"
+POLL_AFTER_HEADER = "openai-poll-after-ms"
+# A video's status changes when the engine hears from upstream, which it polls seconds apart;
+# a client polling faster than this learns nothing new.
+POLL_AFTER_MS = 2000
 # What routes the gateway doesn't offer yet answer, instead of advertising a 200.
 _NOT_OFFERED: dict[str, Any] = {
     "status_code": 400,
@@ -68,15 +78,16 @@ _NOT_OFFERED: dict[str, Any] = {
 )
 async def create_video(
     request: Request,
+    response: Response,
     account: CurrentAccount,
     runtime: RuntimeDep,
-    _limit: CreateRateLimit,
+    admit: CreateRateLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> VideoResource:
-    new = await read_new_video(request, idempotency_key)
+    new = await read_new_video(request, idempotency_key, strict=True)
     with _protocol_conflicts():
-        view, _created = await runtime.videos.create(account, new)
-    return VideoResource.of(view)
+        view, _created = await runtime.videos.create(account, new, admit=admit)
+    return _video(view, response)
 
 
 @router.get(
@@ -142,9 +153,9 @@ async def get_character(character_id: str, _account: CurrentAccount) -> None:
     summary="Get a video (OpenAI Videos protocol)",
 )
 async def retrieve_video(
-    video_id: str, account: CurrentAccount, runtime: RuntimeDep
+    video_id: str, response: Response, account: CurrentAccount, runtime: RuntimeDep
 ) -> VideoResource:
-    return VideoResource.of(await runtime.videos.get(account, video_id))
+    return _video(await runtime.videos.get(account, video_id), response)
 
 
 @router.delete(
@@ -193,15 +204,26 @@ async def download_content(
 async def remix_video(
     video_id: str,
     request: Request,
+    response: Response,
     account: CurrentAccount,
     runtime: RuntimeDep,
-    _limit: CreateRateLimit,
+    admit: CreateRateLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> VideoResource:
     prompt = await read_remix_prompt(request)
     with _protocol_conflicts():
-        view, _created = await runtime.videos.remix(account, video_id, prompt, idempotency_key)
-    return VideoResource.of(view)
+        view, _created = await runtime.videos.remix(
+            account, video_id, prompt, idempotency_key, admit=admit
+        )
+    return _video(view, response)
+
+
+def _video(view: VideoView, response: Response) -> VideoResource:
+    """The protocol's object, with the poll interval while it is not finished."""
+    video = VideoResource.of(view)
+    if video.status in PENDING_STATUSES:
+        response.headers[POLL_AFTER_HEADER] = str(POLL_AFTER_MS)
+    return video
 
 
 @contextmanager

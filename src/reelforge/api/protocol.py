@@ -24,6 +24,7 @@ from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import Page, VideoView
 
 ProtocolStatus = Literal["queued", "in_progress", "completed", "failed"]
+PENDING_STATUSES: frozenset[ProtocolStatus] = frozenset({"queued", "in_progress"})
 
 CANCELLED_CODE = "cancelled"
 FAILED_CODE = "video_failed"

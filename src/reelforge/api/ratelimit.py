@@ -1,4 +1,9 @@
-"""The create rate limit as a dependency: 429 with Retry-After and RateLimit headers."""
+"""The create rate limit as a dependency: 429 with Retry-After and RateLimit headers.
+
+The dependency only says who is counted; the count itself happens when the service calls the
+`Admit` it returns, once the request has passed every check, so a create refused as invalid
+uses up no slot of the limit.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,12 @@ from reelforge.api.auth import CurrentAccount
 from reelforge.api.deps import RuntimeDep
 from reelforge.api.errors import ApiError
 from reelforge.services.ratelimits import RateDecision
+from reelforge.services.videos import Admit
+
+# The longest wait a client's automatic retry should sit through: the SDKs honour any
+# Retry-After (the Node SDK without a cap), so a longer one (a daily limit) also says
+# `x-should-retry: false`, and the caller decides when to try again.
+MAX_RETRY_WAIT_SECONDS = 60
 
 
 def _headers(decision: RateDecision) -> dict[str, str]:
@@ -20,23 +31,30 @@ def _headers(decision: RateDecision) -> dict[str, str]:
     }
 
 
-async def limit_creates(
+async def create_admission(
     request: Request, response: Response, account: CurrentAccount, runtime: RuntimeDep
-) -> None:
+) -> Admit:
     identities = [f"user:{account.id}"]
     prefix = getattr(request.state, "api_key_prefix", None)
     if prefix is not None:
         identities.append(f"key:{prefix}")
-    decision = await runtime.create_limiter.hit(*identities)
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limit_exceeded",
-            f"Too many creates: {decision.limit} allowed per window; retry in "
-            f"{decision.retry_after} s",
-            headers={**_headers(decision), "Retry-After": str(decision.retry_after)},
-        )
-    response.headers.update(_headers(decision))
+
+    async def admit() -> None:
+        decision = await runtime.create_limiter.hit(*identities)
+        if not decision.allowed:
+            wait = decision.retry_after
+            headers = {**_headers(decision), "Retry-After": str(wait)}
+            if wait > MAX_RETRY_WAIT_SECONDS:
+                headers["x-should-retry"] = "false"
+            raise ApiError(
+                429,
+                "rate_limit_exceeded",
+                f"Too many creates: {decision.limit} allowed per window; retry in {wait} s",
+                headers=headers,
+            )
+        response.headers.update(_headers(decision))
+
+    return admit
 
 
-CreateRateLimit = Annotated[None, Depends(limit_creates)]
+CreateRateLimit = Annotated[Admit, Depends(create_admission)]

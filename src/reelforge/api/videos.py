@@ -63,11 +63,11 @@ async def create_video(
     response: Response,
     account: CurrentAccount,
     runtime: RuntimeDep,
-    _limit: CreateRateLimit,
+    admit: CreateRateLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> Envelope[VideoOut]:
     new = await read_new_video(request, idempotency_key)
-    view, created = await runtime.videos.create(account, new)
+    view, created = await runtime.videos.create(account, new, admit=admit)
     if not created:
         response.status_code = 200
     return Envelope(data=VideoOut.of(view))
@@ -154,10 +154,12 @@ async def remix_video(
     response: Response,
     account: CurrentAccount,
     runtime: RuntimeDep,
-    _limit: CreateRateLimit,
+    admit: CreateRateLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> Envelope[VideoOut]:
-    view, created = await runtime.videos.remix(account, video_id, body.prompt, idempotency_key)
+    view, created = await runtime.videos.remix(
+        account, video_id, body.prompt, idempotency_key, admit=admit
+    )
     if not created:
         response.status_code = 200
     return Envelope(data=VideoOut.of(view))

@@ -32,3 +32,20 @@ class ConflictError(Exception):
 
 class NotReadyError(ConflictError):
     """The video isn't completed (yet), and the action needs a completed one."""
+
+
+def json_type(value: object) -> str:
+    """A JSON value's type as the protocol's `invalid_type` messages name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -13,6 +13,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
+from reelforge.domain.errors import json_type
 from reelforge.emulator.errors import (
     EmulatorError,
     bad_json,
@@ -181,19 +182,7 @@ def describe(value: Any) -> str:
     """How the real API names a JSON type in `invalid_type` messages."""
     if isinstance(value, Upload):
         return "a file"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+    return json_type(value)
 
 
 def reject_unknown(body: Body, allowed: frozenset[str]) -> None:

@@ -32,7 +32,7 @@ from reelforge.services import webhook_events
 
 # Runs first in an accept's unit of work: None to go ahead, or an earlier video to answer with
 # instead (a repeated idempotency key); raises to refuse (quota, budget, conflict).
-Admit = Callable[[AsyncConnection, VideoRecord], Awaitable[VideoRecord | None]]
+Admission = Callable[[AsyncConnection, VideoRecord], Awaitable[VideoRecord | None]]
 # A user's change: the video as it is to be, or None when there is nothing to change.
 Decide = Callable[[VideoRecord, datetime], VideoRecord | None]
 
@@ -43,12 +43,12 @@ class Lifecycle:
         self._bus = bus
 
     async def accept(
-        self, video: VideoRecord, kind: EventKind, admit: Admit, *, actor: str
+        self, video: VideoRecord, kind: EventKind, admission: Admission, *, actor: str
     ) -> tuple[VideoRecord, bool]:
-        """Add `video` with its reservation, once `admit` lets it in; whether it is new."""
+        """Add `video` with its reservation, once `admission` lets it in; whether it is new."""
 
         async def write(batch: Batch) -> tuple[VideoRecord, bool]:
-            earlier = await admit(batch.connection, video)
+            earlier = await admission(batch.connection, video)
             if earlier is not None:
                 return earlier, False
             await leases.add_video(batch.connection, video)

@@ -48,6 +48,9 @@ from reelforge.services.references import check_reference
 from reelforge.storage import ObjectStream, Storage
 
 Notify = Callable[[str], Awaitable[None]]
+# Called once a create or remix has passed every check and is about to be accepted: where the
+# HTTP layer counts it against the create rate limit, so a refused request uses up no slot.
+Admit = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -101,14 +104,18 @@ class Videos:
             raise InputError("input_reference", f"{request.model.name} takes no image input")
         return request, check_reference(new.input_reference, request.width, request.height)
 
-    async def create(self, account: Account, new: NewVideo) -> tuple[VideoView, bool]:
+    async def create(
+        self, account: Account, new: NewVideo, *, admit: Admit | None = None
+    ) -> tuple[VideoView, bool]:
         """Accept a video (quota, budget and reservation in one transaction).
 
         Returns the view and whether it is new: a repeated Idempotency-Key with the same
-        request returns the original video instead.
+        request returns the original video instead. `admit` runs once the request is valid.
         """
         request, reference = self._checked(new)
         video = self._new_row(account, request, new.idempotency_key)
+        if admit is not None:
+            await admit()
         video = replace(
             video,
             request_hash=_request_hash(
@@ -123,9 +130,16 @@ class Videos:
         return await self._accept(account, video, EventKind.CREATED)
 
     async def remix(
-        self, account: Account, parent_id: str, prompt: object, idempotency_key: str | None = None
+        self,
+        account: Account,
+        parent_id: str,
+        prompt: object,
+        idempotency_key: str | None = None,
+        *,
+        admit: Admit | None = None,
     ) -> tuple[VideoView, bool]:
-        """A new video from a completed one the caller can see, changed by `prompt`."""
+        """A new video from a completed one the caller can see, changed by `prompt`; `admit`
+        runs once the request is valid."""
         checked = check_prompt(prompt, self._max_prompt_length)
         async with self._database.reading() as connection:
             parent = await queries.visible_view(connection, parent_id, _scope(account))
@@ -150,6 +164,8 @@ class Videos:
             remixed_from_video_id=parent.id,
             request_hash=_request_hash("remix", request, reference=None, parent=parent.id),
         )
+        if admit is not None:
+            await admit()
         return await self._accept(account, video, EventKind.REMIXED)
 
     async def get(self, account: Account, video_id: str) -> VideoView:
@@ -177,7 +193,11 @@ class Videos:
         async with self._database.session() as session:
             cursor = None
             if after is not None:
-                cursor = await queries.visible_video(session, after, _scope(account))
+                # A video deleted meanwhile still marks its place, so a client that deletes
+                # while it pages goes on from there (another user's id stays unknown).
+                cursor = await queries.visible_video(
+                    session, after, _scope(account), include_deleted=True
+                )
                 if cursor is None:
                     raise InputError("after", f"no video {after!r} to continue after")
             return await queries.page_of_videos(
@@ -282,7 +302,7 @@ class Videos:
     async def _accept(
         self, account: Account, video: VideoRecord, kind: EventKind
     ) -> tuple[VideoView, bool]:
-        async def admit(connection: AsyncConnection, video: VideoRecord) -> VideoRecord | None:
+        async def admission(connection: AsyncConnection, video: VideoRecord) -> VideoRecord | None:
             quota = await queries.lock_quota(connection, account.id, video.created_at)
             if video.idempotency_key is not None:
                 earlier = await queries.video_by_idempotency_key(
@@ -294,7 +314,7 @@ class Videos:
             check_limits(usage, video.cost_estimate, video.created_at)
             return None
 
-        accepted, new = await self._lifecycle.accept(video, kind, admit, actor=account.id)
+        accepted, new = await self._lifecycle.accept(video, kind, admission, actor=account.id)
         if new and self.on_accepted is not None:
             await self.on_accepted(accepted.id)
         return queries.to_view(accepted), new
