@@ -8,6 +8,10 @@ One parser serves both interfaces, so a body means the same thing wherever it is
 - Multipart (what the official SDK always sends): the same names as text fields, with
   `input_reference` as a file part, or `input_reference[image_url]` as a text field.
 
+The guide's /api also takes `quality` (its model tier) and refuses any field it does not
+know, naming it (400 `unknown_parameter`), rather than dropping it unseen; a caller says so
+with `accepted=GUIDE_FIELDS`.
+
 Nothing is checked against the catalog here: `Videos.check` does that and names the field.
 What this module rejects is what the service can't be handed: malformed JSON, a reference
 given as a `file_id` or an https URL (we would have to fetch it), and `characters`, which
@@ -24,11 +28,17 @@ from fastapi import Header, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from reelforge.api.errors import ApiError
 from reelforge.domain.errors import InputError
 from reelforge.services.videos import NewVideo
 
 REFERENCE = "input_reference"
+QUALITY = "quality"
 _MULTIPART = "multipart/form-data"
+_REFERENCE_URL = f"{REFERENCE}[image_url]"
+
+PROTOCOL_FIELDS = frozenset({"prompt", "model", "size", "seconds", REFERENCE})
+GUIDE_FIELDS = PROTOCOL_FIELDS | {QUALITY}
 
 _Body = TypeVar("_Body", bound=BaseModel)
 
@@ -45,7 +55,7 @@ IdempotencyKey = Annotated[
 class _CreateBody(BaseModel):
     """The JSON create body, loosely typed where this module gives a better message itself."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     prompt: str
     model: str | None = None
@@ -61,12 +71,21 @@ class _RemixBody(BaseModel):
     prompt: str
 
 
-async def read_new_video(request: Request, idempotency_key: str | None) -> NewVideo:
-    """A create request from a JSON or a multipart body."""
+async def read_new_video(
+    request: Request, idempotency_key: str | None, *, accepted: frozenset[str] | None = None
+) -> NewVideo:
+    """A create request from a JSON or a multipart body.
+
+    `accepted` names the fields the route takes, each other one refused; None reads the
+    protocol's and ignores the rest.
+    """
     if _is_multipart(request):
         async with request.form(max_files=1, max_fields=20) as form:
             fields = _text_fields(form)
             reference = await _form_reference(form, fields)
+            if accepted is not None:
+                named = {REFERENCE if key == _REFERENCE_URL else key for key in form}
+                _refuse_unknown(named, accepted)
         return NewVideo(
             prompt=fields.get("prompt"),
             model=fields.get("model"),
@@ -74,10 +93,16 @@ async def read_new_video(request: Request, idempotency_key: str | None) -> NewVi
             seconds=fields.get("seconds"),
             input_reference=reference,
             idempotency_key=idempotency_key,
+            quality=fields.get(QUALITY) if accepted and QUALITY in accepted else None,
         )
     body = _parse_json(_CreateBody, await request.body())
     if body.characters is not None:
         raise _no_characters()
+    extra = body.model_extra or {}
+    quality = None
+    if accepted is not None:
+        _refuse_unknown(body.model_fields_set | set(extra), accepted)
+        quality = _optional_text(QUALITY, extra.get(QUALITY))
     return NewVideo(
         prompt=body.prompt,
         model=body.model,
@@ -85,6 +110,7 @@ async def read_new_video(request: Request, idempotency_key: str | None) -> NewVi
         seconds=body.seconds,
         input_reference=_json_reference(body.input_reference),
         idempotency_key=idempotency_key,
+        quality=quality,
     )
 
 
@@ -97,6 +123,23 @@ async def read_remix_prompt(request: Request) -> str | None:
         async with request.form(max_files=0, max_fields=5) as form:
             return _text_fields(form).get("prompt")
     return _parse_json(_RemixBody, await request.body()).prompt
+
+
+def _refuse_unknown(names: set[str], accepted: frozenset[str]) -> None:
+    unknown = sorted(names - accepted)
+    if unknown:
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"{unknown[0]}: unknown field; this endpoint takes {', '.join(sorted(accepted))}",
+            field=unknown[0],
+        )
+
+
+def _optional_text(field: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(field, "must be a string")
 
 
 def _is_multipart(request: Request) -> bool:
@@ -122,7 +165,7 @@ async def _form_reference(form: FormData, fields: dict[str, str]) -> bytes | Non
         )
     if f"{REFERENCE}[file_id]" in fields:
         raise _no_file_ids()
-    url = fields.get(f"{REFERENCE}[image_url]")
+    url = fields.get(_REFERENCE_URL)
     return None if url is None else _data_url(url)
 
 
