@@ -203,13 +203,14 @@ async def test_wrong_size_reference_names_the_expected_size(ada: Caller) -> None
 
 async def test_estimate_prices_without_creating(ada: Caller) -> None:
     response = await ada.client.post(
-        "/api/videos/estimate", json={"prompt": "fox", "model": "sora-2-pro", "size": "1920x1080"}
+        "/api/videos/estimate", json={"prompt": "fox", "quality": "high", "size": "1920x1080"}
     )
 
     assert response.status_code == 200
     assert response.json()["data"] == {
         "provider": "emulator",
         "model": "sora-2-pro",
+        "quality": "high",
         "size": "1920x1080",
         "seconds": "4",
         "cost": "2.80",

@@ -173,7 +173,8 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
-        return error_response(request, ApiError(exc.status_code, code, exc.detail, headers=headers))
+        detail = str(exc.detail)
+        return error_response(request, ApiError(exc.status_code, code, detail, headers=headers))
 
     async def storage_failed(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StorageError)

@@ -169,6 +169,7 @@ class RemixIn(BaseModel):
 class EstimateOut(BaseModel):
     provider: str
     model: str
+    quality: Quality
     size: str
     seconds: str
     cost: Money
@@ -240,6 +241,8 @@ class UsageOut(BaseModel):
 
 
 class QuotaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     max_videos: int | None = Field(ge=0, description="Videos per period; null for unlimited.")
     period_days: int = Field(default=30, ge=1, le=366)
     monthly_budget: Decimal | None = Field(
@@ -272,10 +275,14 @@ class NewKeyOut(KeyOut):
 
 
 class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(default="", max_length=200)
 
 
 class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: str
     password: str
 

@@ -93,6 +93,7 @@ async def estimate_video(
         data=EstimateOut(
             provider=runtime.videos.spec.name,
             model=checked.model.name,
+            quality=checked.model.quality,
             size=checked.size,
             seconds=checked.seconds,
             cost=checked.estimate,
