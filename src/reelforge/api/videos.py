@@ -50,6 +50,10 @@ _CREATE_BODY: dict[str, Any] = {
                         "size": {"type": "string"},
                         "seconds": {"type": "string"},
                         "input_reference": {"type": "string", "format": "binary"},
+                        "input_reference[image_url]": {
+                            "type": "string",
+                            "description": "Instead of a file: a base64 `data:` URL.",
+                        },
                     },
                 }
             },
@@ -82,6 +86,7 @@ async def create_video(
 
 @router.post(
     "/estimate",
+    openapi_extra=_CREATE_BODY,
     responses=documented(400, 401, 422),
     summary="Price a video before creating it",
 )
