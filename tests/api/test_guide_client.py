@@ -22,7 +22,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from reelforge.emulator.app import create_emulator_app
 from reelforge.emulator.server import RunningServer, free_port, running
@@ -57,16 +56,14 @@ def node_client() -> Path:
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[FastAPI]:
-    app = create_emulator_app(EmulatorSettings(poll_after_ms=0))
-    yield app
-    app.state.emulator.close()
-
-
-@pytest.fixture
-def emulator(upstream: FastAPI) -> Iterator[RunningServer]:
-    with running(upstream) as serving:
-        yield serving
+def emulator() -> Iterator[RunningServer]:
+    """The upstream on a real socket, which the server and the scenario both reach."""
+    upstream = create_emulator_app(EmulatorSettings(poll_after_ms=0))
+    try:
+        with running(upstream) as serving:
+            yield serving
+    finally:
+        upstream.state.emulator.close()
 
 
 @pytest.fixture
