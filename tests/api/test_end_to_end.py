@@ -30,7 +30,7 @@ async def wait_until_finished(caller: Caller, video_id: str) -> dict[str, Any]:
             video: dict[str, Any] = (await caller.client.get(f"/api/videos/{video_id}")).json()[
                 "data"
             ]
-            if video["status"] in ("completed", "failed", "cancelled"):
+            if video["status"] in ("completed", "failed"):
                 return video
             await anyio.sleep(0.2)
 
@@ -44,8 +44,9 @@ async def test_a_prompt_becomes_an_archived_mp4(ada: Caller) -> None:
     assert video["status"] == "completed", video
     assert video["progress"] == 100
     assert video["cost"]["final"] == "0.40"
-    assert video["archived_at"] is not None
-    download = await ada.client.get(video["downloads"]["video"])
+    assert video["created_at"] <= video["completed_at"] <= video["archived_at"]
+    assert video["file_url"] == f"/api/videos/{video['id']}/download"
+    download = await ada.client.get(video["file_url"])
     assert download.status_code == 200
     with av.open(io.BytesIO(download.content)) as container:
         stream = container.streams.video[0]

@@ -267,7 +267,7 @@ async def test_invalid_query_parameters_are_the_protocols_400(
 
     guide = await ada.client.get("/api/videos", params=params)
     assert guide.status_code == 422, guide.text
-    assert guide.json()["error"]["field"] == param
+    assert (guide.json()["field"], guide.json()["code"]) == (param, "invalid_request")
 
 
 async def test_the_guides_api_shares_the_parser(ada: Caller) -> None:

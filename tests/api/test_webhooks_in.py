@@ -275,8 +275,8 @@ async def test_bad_webhooks_are_400_and_change_nothing(
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["success"] is False
-    assert error["error"]["code"] == "invalid_webhook"
-    assert error["error"]["field"] == field
+    assert error["code"] == "invalid_webhook"
+    assert error["field"] == field
     assert await _receipts(runtime) == 0
     assert (await _video(runtime, running_video)).next_check_at == before.next_check_at
     assert "webhook_received" not in await event_kinds(runtime.database, running_video)
@@ -287,7 +287,7 @@ async def test_an_unknown_provider_is_400(app: FastAPI, hooks: httpx.AsyncClient
     body = _body()
     response = await hooks.post("/webhooks/openai", content=body, headers=signed(body))
     assert response.status_code == 400
-    assert response.json()["error"]["field"] == "provider"
+    assert response.json()["field"] == "provider"
     assert await _receipts(runtime_of(app)) == 0
 
 
@@ -311,8 +311,8 @@ async def test_without_a_secret_the_route_says_webhooks_are_not_configured(
         body = _body()
         response = await client.post(HOOK, content=body, headers=signed(body))
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "webhooks_not_configured"
-    assert "REELFORGE_PROVIDER_WEBHOOK_SECRET" in response.json()["error"]["message"]
+    assert response.json()["code"] == "webhooks_not_configured"
+    assert "REELFORGE_PROVIDER_WEBHOOK_SECRET" in response.json()["error"]
 
 
 HEADER_NAMES = st.sampled_from(

@@ -6,7 +6,16 @@ from decimal import Decimal
 
 import pytest
 
-from reelforge.domain.catalog import PROVIDERS, CatalogError, Feature, Tier, provider
+from reelforge.domain.catalog import (
+    PROVIDERS,
+    CatalogError,
+    Feature,
+    Quality,
+    Tier,
+    provider,
+    quality_of,
+)
+from reelforge.domain.errors import InputError
 
 
 def test_defaults_follow_the_protocol() -> None:
@@ -82,3 +91,39 @@ def test_tiers_and_features() -> None:
 
     assert pro.tier("1024x1792") is Tier.P1024
     assert all(pro.supports(feature) for feature in Feature)
+
+
+@pytest.mark.parametrize(
+    ("model", "quality", "chosen"),
+    [
+        (None, None, "sora-2"),
+        (None, "standard", "sora-2"),
+        (None, "high", "sora-2-pro"),
+        ("sora-2-pro", None, "sora-2-pro"),
+        ("sora-2-pro", "high", "sora-2-pro"),
+        ("sora-2-2025-12-08", "standard", "sora-2"),
+        ("", "high", "sora-2-pro"),
+    ],
+)
+def test_quality_chooses_the_model_when_none_is_named(
+    model: str | None, quality: str | None, chosen: str
+) -> None:
+    assert provider("openai").model_of_quality(model, quality).name == chosen
+
+
+def test_a_quality_the_model_lacks_or_no_tier_has_is_refused_naming_quality() -> None:
+    spec = provider("emulator")
+
+    with pytest.raises(InputError, match="sora-2 is a standard model") as disagree:
+        spec.model_of_quality("sora-2", "high")
+    with pytest.raises(CatalogError, match="'standard' and 'high'") as unknown:
+        spec.model_of_quality(None, "ultra")
+
+    assert (disagree.value.field, unknown.value.field) == ("quality", "quality")
+
+
+def test_every_model_has_a_quality_tier() -> None:
+    assert quality_of("openai", "sora-2-pro-2025-10-06") is Quality.HIGH
+    assert quality_of("emulator", "sora-2") is Quality.STANDARD
+    assert quality_of("gone", "sora-2") is None
+    assert quality_of("openai", "veo-3") is None

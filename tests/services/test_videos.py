@@ -128,6 +128,42 @@ async def test_list_filters_and_pages_stably(videos: Videos, ada: Account) -> No
         await videos.page(ada, limit=0)
 
 
+async def test_offset_skips_by_position_with_filters_and_cursor(
+    videos: Videos, ada: Account
+) -> None:
+    made = [(await videos.create(ada, NewVideo(prompt=f"clip {i}")))[0].id for i in range(5)]
+    newest_first = list(reversed(made))
+
+    second = await videos.page(ada, limit=2, offset=2)
+    last = await videos.page(ada, limit=2, offset=4)
+    beyond = await videos.page(ada, limit=2, offset=5)
+    after_cursor = await videos.page(ada, limit=2, offset=1, after=newest_first[0])
+
+    assert ([v.id for v in second.items], second.has_more) == (newest_first[2:4], True)
+    assert ([v.id for v in last.items], last.has_more) == (newest_first[4:], False)
+    assert (beyond.items, beyond.has_more) == ([], False)
+    assert [v.id for v in after_cursor.items] == newest_first[2:4]
+    assert [v.id for v in (await videos.page(ada, offset=1, text="clip 1")).items] == []
+    with pytest.raises(InputError, match="offset"):
+        await videos.page(ada, offset=-1)
+
+
+@pytest.mark.parametrize(
+    ("new", "model"),
+    [
+        (NewVideo(prompt="a fox", quality="high"), "sora-2-pro"),
+        (NewVideo(prompt="a fox", quality="standard"), "sora-2"),
+        (NewVideo(prompt="a fox", model="sora-2-pro-2025-10-06", quality="high"), "sora-2-pro"),
+    ],
+)
+async def test_quality_chooses_the_model(
+    videos: Videos, ada: Account, new: NewVideo, model: str
+) -> None:
+    view, _ = await videos.create(ada, new)
+
+    assert view.model == model
+
+
 async def test_cancel_before_submission_refunds_once(
     videos: Videos, ada: Account, database: Database
 ) -> None:

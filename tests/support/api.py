@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -56,6 +57,12 @@ async def callers(app: FastAPI, stack: AsyncExitStack) -> MakeCaller:
         return Caller(account=account, key=key, client=client)
 
     return make
+
+
+def outcome(video: dict[str, Any]) -> tuple[str, str | None]:
+    """An /api video's status and error code: a cancelled video is ("failed", "cancelled")."""
+    error = video["error"]
+    return video["status"], error["code"] if error else None
 
 
 async def archive(runtime: Runtime, video_id: str, assets: dict[str, bytes]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
@@ -71,17 +71,26 @@ class ApiError(Exception):
         super().__init__(message)
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-
-
 class ErrorEnvelope(BaseModel):
-    """The guide's error shape on /api."""
+    """The guide's error shape on /api: `error` is text a page can show as it is (the guide
+    renders `response.data.error`), with the machine-readable code and field beside it."""
 
-    success: bool = False
-    error: ErrorBody
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    success: Literal[False] = False
+    error: str = Field(
+        description="What went wrong, for people: one sentence, starting with the field's "
+        "name when one field is at fault.",
+        examples=["prompt: is required and must not be blank"],
+    )
+    code: str = Field(
+        description="What went wrong, for programs, e.g. `invalid_value`, `unknown_parameter`, "
+        "`invalid_request`, `not_found`, `unauthorized`, `quota_exceeded`.",
+        examples=["invalid_value"],
+    )
+    field: str | None = Field(
+        default=None, description="The request field at fault, if one is.", examples=["prompt"]
+    )
 
 
 class ProtocolErrorBody(BaseModel):
@@ -97,8 +106,12 @@ class ProtocolError(BaseModel):
     error: ProtocolErrorBody
 
 
+def _is_gateway(request: Request) -> bool:
+    return request.url.path.startswith(GATEWAY_PREFIX)
+
+
 def error_response(request: Request, error: ApiError) -> JSONResponse:
-    if request.url.path.startswith(GATEWAY_PREFIX):
+    if _is_gateway(request):
         form = error.protocol or ProtocolForm(error.code)
         body: dict[str, Any] = {
             "error": {
@@ -109,10 +122,7 @@ def error_response(request: Request, error: ApiError) -> JSONResponse:
             }
         }
     else:
-        body = {
-            "success": False,
-            "error": {"code": error.code, "message": error.message, "field": error.field},
-        }
+        body = ErrorEnvelope(error=error.message, code=error.code, field=error.field).model_dump()
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
@@ -134,7 +144,9 @@ def install(app: FastAPI) -> None:
 
     async def input_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InputError)
-        return error_response(request, ApiError(400, "invalid_value", exc.message, field=exc.field))
+        # /api's `error` is read on its own, so it names the field; /v1's sits beside `param`.
+        message = exc.message if _is_gateway(request) else f"{exc.field}: {exc.message}"
+        return error_response(request, ApiError(400, "invalid_value", message, field=exc.field))
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NotFoundError)
@@ -165,18 +177,25 @@ def install(app: FastAPI) -> None:
         if any(error.get("type") == "json_invalid" for error in exc.errors()):
             return error_response(request, ApiError(400, "invalid_json", "Malformed JSON body"))
         field, message = _first_problem(exc)
-        if request.url.path.startswith(GATEWAY_PREFIX):
+        if _is_gateway(request):
             # The protocol answers every invalid parameter with a 400 (the SDK's
             # BadRequestError), never 422.
             code = _protocol_code(exc)
             return error_response(request, ApiError(400, code, message, field=field))
+        if any(error.get("type") == "extra_forbidden" for error in exc.errors()):
+            unknown = _unknown_field(exc)
+            return error_response(
+                request,
+                ApiError(400, "unknown_parameter", f"{unknown}: unknown field", field=unknown),
+            )
         return error_response(request, ApiError(422, "invalid_request", message, field=field))
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
-        return error_response(request, ApiError(exc.status_code, code, exc.detail, headers=headers))
+        detail = str(exc.detail)
+        return error_response(request, ApiError(exc.status_code, code, detail, headers=headers))
 
     async def storage_failed(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StorageError)
@@ -231,13 +250,25 @@ def _protocol_code(exc: RequestValidationError) -> str:
     return "invalid_value"
 
 
+def _unknown_field(exc: RequestValidationError) -> str:
+    """The first field a body had that its model does not know."""
+    for error in exc.errors():
+        if error.get("type") == "extra_forbidden":
+            return _location(error) or "body"
+    return "body"
+
+
+def _location(error: Mapping[str, Any]) -> str | None:
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query")]
+    return ".".join(location) or None
+
+
 def _first_problem(exc: RequestValidationError) -> tuple[str | None, str]:
     """The first invalid field, by its name in the request, and what is wrong with it."""
     errors = exc.errors()
     if not errors:
         return None, "Invalid request"
     first = errors[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
-    field = ".".join(location) or None
+    field = _location(first)
     message = str(first.get("msg", "Invalid value"))
     return field, f"{field}: {message}" if field else message

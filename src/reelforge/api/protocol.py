@@ -68,7 +68,7 @@ class VideoResource(BaseModel):
 
     @classmethod
     def of(cls, view: VideoView) -> VideoResource:
-        status, error = _status_and_error(view)
+        status, error = status_and_error(view)
         return cls(
             id=view.id,
             created_at=_unix(view.created_at),
@@ -187,7 +187,7 @@ CONTENT_TYPES: dict[str, Any] = {
 }
 
 
-def _status_and_error(view: VideoView) -> tuple[ProtocolStatus, VideoCreateError | None]:
+def status_and_error(view: VideoView) -> tuple[ProtocolStatus, VideoCreateError | None]:
     match view.status:
         case VideoStatus.CANCELLED:
             message = view.error_message or "The video was cancelled before it finished."

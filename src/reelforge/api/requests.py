@@ -8,6 +8,10 @@ One parser serves both interfaces, so a body means the same thing wherever it is
 - Multipart (what the official SDK always sends): the same names as text fields, with
   `input_reference` as a file part, or `input_reference[image_url]` as a text field.
 
+The guide's /api also takes `quality` (its model tier) and refuses any field it does not
+know, naming it (400 `unknown_parameter`), rather than dropping it unseen; a caller says so
+with `accepted=GUIDE_FIELDS`.
+
 Nothing is checked against the catalog here: `Videos.check` does that and names the field.
 What this module rejects is what the service can't be handed: malformed JSON, a reference
 given as a `file_id` or an https URL (we would have to fetch it), and `characters`, which
@@ -37,15 +41,20 @@ from reelforge.domain.errors import InputError, json_type
 from reelforge.services.videos import NewVideo
 
 REFERENCE = "input_reference"
+QUALITY = "quality"
 _MULTIPART = "multipart/form-data"
 _TEXT_PARAMETERS = ("prompt", "model", "size", "seconds")
+_REFERENCE_URL = f"{REFERENCE}[image_url]"
 # What the protocol defines for a create (`characters` too, which is refused by name).
 _CREATE_PARAMETERS = frozenset({*_TEXT_PARAMETERS, REFERENCE, "characters"})
 _CREATE_FORM_FIELDS = frozenset(
-    {*_TEXT_PARAMETERS, REFERENCE, f"{REFERENCE}[image_url]", f"{REFERENCE}[file_id]"}
+    {*_TEXT_PARAMETERS, REFERENCE, _REFERENCE_URL, f"{REFERENCE}[file_id]"}
 )
 _REMIX_PARAMETERS = frozenset({"prompt"})
 INVALID_TYPE = "invalid_type"
+
+PROTOCOL_FIELDS = frozenset({*_TEXT_PARAMETERS, REFERENCE})
+GUIDE_FIELDS = PROTOCOL_FIELDS | {QUALITY}
 
 _Body = TypeVar("_Body", bound=BaseModel)
 
@@ -62,7 +71,7 @@ IdempotencyKey = Annotated[
 class _CreateBody(BaseModel):
     """The JSON create body, loosely typed where this module gives a better message itself."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     prompt: str
     model: str | None = None
@@ -79,15 +88,23 @@ class _RemixBody(BaseModel):
 
 
 async def read_new_video(
-    request: Request, idempotency_key: str | None, *, strict: bool = False
+    request: Request,
+    idempotency_key: str | None,
+    *,
+    strict: bool = False,
+    accepted: frozenset[str] | None = None,
 ) -> NewVideo:
-    """A create request from a JSON or a multipart body; `strict` as the protocol reads it."""
+    """A create request from a JSON or a multipart body: `strict` as the protocol reads it
+    (/v1), or `accepted` naming the fields the route takes, each other one refused (/api)."""
     if _is_multipart(request):
         async with request.form(max_files=1, max_fields=20) as form:
             fields = _text_fields(form)
             if strict:
                 _check_form(form, _CREATE_FORM_FIELDS)
             reference = await _form_reference(form, fields)
+            if accepted is not None:
+                named = {REFERENCE if key == _REFERENCE_URL else key for key in form}
+                _refuse_unknown(named, accepted, listing=True)
         return NewVideo(
             prompt=fields.get("prompt"),
             model=fields.get("model"),
@@ -95,6 +112,7 @@ async def read_new_video(
             seconds=fields.get("seconds"),
             input_reference=reference,
             idempotency_key=idempotency_key,
+            quality=fields.get(QUALITY) if accepted and QUALITY in accepted else None,
         )
     data = _load_json(await request.body())
     if strict:
@@ -102,6 +120,11 @@ async def read_new_video(
     body = _parse_json(_CreateBody, data)
     if body.characters is not None:
         raise _no_characters()
+    extra = body.model_extra or {}
+    quality = None
+    if accepted is not None:
+        _refuse_unknown(body.model_fields_set | set(extra), accepted, listing=True)
+        quality = _optional_text(QUALITY, extra.get(QUALITY))
     return NewVideo(
         prompt=body.prompt,
         model=body.model,
@@ -109,6 +132,7 @@ async def read_new_video(
         seconds=body.seconds,
         input_reference=_json_reference(body.input_reference),
         idempotency_key=idempotency_key,
+        quality=quality,
     )
 
 
@@ -123,6 +147,12 @@ async def read_remix_prompt(request: Request) -> str:
     data = _load_json(await request.body())
     _check_json(data, _REMIX_PARAMETERS, references=False)
     return _parse_json(_RemixBody, data).prompt
+
+
+def _optional_text(field: str, value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(field, "must be a string")
 
 
 def _is_multipart(request: Request) -> bool:
@@ -150,7 +180,7 @@ async def _form_reference(form: FormData, fields: dict[str, str]) -> bytes | Non
         )
     if f"{REFERENCE}[file_id]" in fields:
         raise _no_file_ids()
-    url = fields.get(f"{REFERENCE}[image_url]")
+    url = fields.get(_REFERENCE_URL)
     return None if url is None else _data_url(url)
 
 
@@ -231,10 +261,18 @@ def _check_json(body: object, allowed: frozenset[str], *, references: bool) -> N
         raise _invalid_type(REFERENCE, "an object", json_type(reference))
 
 
-def _refuse_unknown(names: Iterable[str], allowed: frozenset[str]) -> None:
-    for name in names:
-        if name not in allowed and not _is_characters(name):
-            raise ApiError(400, "unknown_parameter", f"Unknown parameter: '{name}'.", field=name)
+def _refuse_unknown(
+    names: Iterable[str], allowed: frozenset[str], *, listing: bool = False
+) -> None:
+    """A 400 naming the first parameter not in `allowed`: in the protocol's words, or
+    (`listing`, for /api) with the list of what the endpoint takes."""
+    for name in sorted(names) if listing else names:
+        if name in allowed or _is_characters(name):
+            continue
+        message = f"Unknown parameter: '{name}'."
+        if listing:
+            message = f"{name}: unknown field; this endpoint takes {', '.join(sorted(allowed))}"
+        raise ApiError(400, "unknown_parameter", message, field=name)
 
 
 def _missing(name: str) -> ApiError:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar, overload
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from reelforge.api.protocol import ProtocolStatus, status_and_error
 from reelforge.domain.accounts import Account, KeyInfo
+from reelforge.domain.catalog import Quality, quality_of
 from reelforge.domain.quotas import QuotaUsage
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import EventView, VideoView
@@ -22,14 +24,23 @@ Money = Annotated[
 ]
 
 
+@overload
+def unix(moment: datetime) -> int: ...
+@overload
+def unix(moment: None) -> None: ...
+def unix(moment: datetime | None) -> int | None:
+    """A moment as Unix seconds, as the guide's types and the protocol carry times."""
+    return None if moment is None else int(moment.timestamp())
+
+
 class Envelope(BaseModel, Generic[T]):
     success: bool = True
     data: T
 
 
 class VideoError(BaseModel):
-    code: str | None
-    message: str | None
+    code: str = Field(description="`cancelled` for a video its owner cancelled.")
+    message: str
 
 
 class Cost(BaseModel):
@@ -39,20 +50,38 @@ class Cost(BaseModel):
 
 
 class VideoOut(BaseModel):
+    """The guide's `VideoJob`: the protocol's `Video` with its `quality` and `file_url`, plus
+    what only Reelforge knows (provider, cost, archive). Times are Unix seconds."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: str
-    status: str = Field(description="queued, in_progress, completed, failed or cancelled")
+    object: Literal["video"] = "video"
+    status: ProtocolStatus = Field(
+        description="queued, in_progress, completed or failed; a cancelled video is `failed` "
+        "with error code `cancelled`, as on /v1, so a client polling for an end stops."
+    )
     progress: int
     prompt: str
     provider: str
     model: str
+    quality: Quality | None = Field(
+        description="The model's tier: standard (sora-2) or high (sora-2-pro)."
+    )
     size: str
     seconds: str
     remixed_from_video_id: str | None
-    error: VideoError | None
+    error: VideoError | None = Field(description="Set when `status` is `failed`.")
     cost: Cost
-    created_at: datetime
-    completed_at: datetime | None
-    archived_at: datetime | None
+    created_at: int = Field(description="Unix seconds.")
+    completed_at: int | None = Field(description="Unix seconds, once the video finished.")
+    expires_at: int | None = Field(
+        description="Always null: the archive keeps the video until it is deleted."
+    )
+    archived_at: int | None = Field(description="Unix seconds, once the video is archived.")
+    file_url: str | None = Field(
+        description="Where to download the video once it is completed (this server's path)."
+    )
     downloads: dict[str, str] = Field(
         description="Download URL by variant, once the video is completed."
     )
@@ -60,33 +89,43 @@ class VideoOut(BaseModel):
     @classmethod
     def of(cls, view: VideoView) -> VideoOut:
         base = f"/api/videos/{view.id}/download"
+        status, error = status_and_error(view)
+        downloads = {
+            variant.value: f"{base}?variant={variant.value}"
+            for variant in Variant
+            if variant in view.archive and status == "completed"
+        }
         return cls(
             id=view.id,
-            status=view.status.value,
+            status=status,
             progress=view.progress,
             prompt=view.prompt,
             provider=view.provider,
             model=view.model,
+            quality=quality_of(view.provider, view.model),
             size=view.size,
             seconds=view.seconds,
             remixed_from_video_id=view.remixed_from_video_id,
-            error=VideoError(code=view.error_code, message=view.error_message)
-            if view.error_code or view.error_message
-            else None,
+            error=VideoError(code=error.code, message=error.message) if error else None,
             cost=Cost(estimate=view.cost_estimate, final=view.cost_final),
-            created_at=view.created_at,
-            completed_at=view.completed_at,
-            archived_at=view.archived_at,
-            downloads={
-                variant.value: f"{base}?variant={variant.value}"
-                for variant in Variant
-                if variant in view.archive and view.status == "completed"
-            },
+            created_at=unix(view.created_at),
+            completed_at=unix(view.completed_at),
+            expires_at=None,
+            archived_at=unix(view.archived_at),
+            file_url=base if Variant.VIDEO in downloads else None,
+            downloads=downloads,
         )
 
 
 class Pagination(BaseModel):
-    has_more: bool
+    """Both ways of paging: by position (`offset`, as the guide does) or by `cursor`."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    limit: int
+    offset: int = Field(description="How many were skipped (after the cursor, if one was given).")
+    more: bool = Field(serialization_alias="hasMore", description="Whether more videos follow.")
+    has_more: bool = Field(description="The same as `hasMore`.")
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
@@ -97,8 +136,21 @@ class VideoPage(BaseModel):
 
 
 class CreateVideoIn(BaseModel):
-    prompt: str = Field(description="What the video shows.")
-    model: str | None = Field(default=None, description="Defaults to the provider's default.")
+    """The JSON create body; a field not listed here is refused (400 `unknown_parameter`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="What the video shows; not blank.")
+    model: str | None = Field(
+        default=None,
+        description="Defaults to the model of the `quality` asked for, else the provider's "
+        "default.",
+    )
+    quality: Quality | None = Field(
+        default=None,
+        description="standard (sora-2) or high (sora-2-pro); chooses the model when `model` "
+        "is not given, and must agree with it when it is.",
+    )
     size: str | None = Field(default=None, description="WIDTHxHEIGHT, e.g. 1280x720.")
     seconds: str | int | None = Field(default=None, description="Length: 4, 8, 12, 16 or 20.")
     input_reference: str | None = Field(
@@ -109,12 +161,15 @@ class CreateVideoIn(BaseModel):
 
 
 class RemixIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     prompt: str = Field(description="How the remix changes the video.")
 
 
 class EstimateOut(BaseModel):
     provider: str
     model: str
+    quality: Quality
     size: str
     seconds: str
     cost: Money
@@ -126,7 +181,7 @@ class EventOut(BaseModel):
     kind: str
     actor: str | None
     data: dict[str, object]
-    created_at: datetime
+    created_at: int = Field(description="Unix seconds.")
 
     @classmethod
     def of(cls, event: EventView) -> EventOut:
@@ -135,7 +190,7 @@ class EventOut(BaseModel):
             kind=event.kind,
             actor=event.actor,
             data=event.data,
-            created_at=event.created_at,
+            created_at=unix(event.created_at),
         )
 
 
@@ -186,6 +241,8 @@ class UsageOut(BaseModel):
 
 
 class QuotaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     max_videos: int | None = Field(ge=0, description="Videos per period; null for unlimited.")
     period_days: int = Field(default=30, ge=1, le=366)
     monthly_budget: Decimal | None = Field(
@@ -218,10 +275,14 @@ class NewKeyOut(KeyOut):
 
 
 class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(default="", max_length=200)
 
 
 class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: str
     password: str
 

@@ -11,7 +11,7 @@ from reelforge.api.content import content_response
 from reelforge.api.deps import RuntimeDep
 from reelforge.api.errors import documented
 from reelforge.api.ratelimit import CreateRateLimit
-from reelforge.api.requests import IdempotencyKey, read_new_video
+from reelforge.api.requests import GUIDE_FIELDS, IdempotencyKey, read_new_video
 from reelforge.api.schemas import (
     CreateVideoIn,
     Envelope,
@@ -22,11 +22,16 @@ from reelforge.api.schemas import (
     VideoOut,
     VideoPage,
 )
+from reelforge.domain.catalog import Quality
 from reelforge.domain.errors import InputError
+from reelforge.domain.states import VideoStatus
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import Order
 
 router = APIRouter(prefix="/api/videos", tags=["videos"])
+
+# Far beyond any one account's videos, and inside a 64-bit OFFSET on both databases.
+MAX_OFFSET = 1_000_000_000
 
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -37,12 +42,18 @@ _CREATE_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["prompt"],
+                    "additionalProperties": False,
                     "properties": {
                         "prompt": {"type": "string"},
                         "model": {"type": "string"},
+                        "quality": {"type": "string", "enum": list(Quality)},
                         "size": {"type": "string"},
                         "seconds": {"type": "string"},
                         "input_reference": {"type": "string", "format": "binary"},
+                        "input_reference[image_url]": {
+                            "type": "string",
+                            "description": "Instead of a file: a base64 `data:` URL.",
+                        },
                     },
                 }
             },
@@ -66,7 +77,7 @@ async def create_video(
     admit: CreateRateLimit,
     idempotency_key: IdempotencyKey = None,
 ) -> Envelope[VideoOut]:
-    new = await read_new_video(request, idempotency_key)
+    new = await read_new_video(request, idempotency_key, accepted=GUIDE_FIELDS)
     view, created = await runtime.videos.create(account, new, admit=admit)
     if not created:
         response.status_code = 200
@@ -75,17 +86,19 @@ async def create_video(
 
 @router.post(
     "/estimate",
+    openapi_extra=_CREATE_BODY,
     responses=documented(400, 401, 422),
     summary="Price a video before creating it",
 )
 async def estimate_video(
     request: Request, account: CurrentAccount, runtime: RuntimeDep
 ) -> Envelope[EstimateOut]:
-    checked = runtime.videos.check(await read_new_video(request, None))
+    checked = runtime.videos.check(await read_new_video(request, None, accepted=GUIDE_FIELDS))
     return Envelope(
         data=EstimateOut(
             provider=runtime.videos.spec.name,
             model=checked.model.name,
+            quality=checked.model.quality,
             size=checked.size,
             seconds=checked.seconds,
             cost=checked.estimate,
@@ -97,18 +110,30 @@ async def estimate_video(
 async def list_videos(
     account: CurrentAccount,
     runtime: RuntimeDep,
-    status: Annotated[list[str] | None, Query(description="Filter by status.")] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(description="Filter by status; `failed` includes the cancelled videos."),
+    ] = None,
     model: Annotated[str | None, Query(max_length=80)] = None,
     provider: Annotated[str | None, Query(max_length=40)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the prompt.")] = None,
-    cursor: Annotated[str | None, Query(max_length=80)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=80, description="The `next_cursor` of the page before.")
+    ] = None,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Skip this many (after `cursor`, if given).")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Order = Order.DESC,
 ) -> VideoPage:
+    if status and VideoStatus.FAILED in status:
+        # A cancelled video reads as failed here, so it is found as one too.
+        status = [*status, VideoStatus.CANCELLED]
     try:
         page = await runtime.videos.page(
             account,
             after=cursor,
+            offset=offset,
             limit=limit,
             order=order,
             status=status,
@@ -122,7 +147,11 @@ async def list_videos(
     return VideoPage(
         data=[VideoOut.of(view) for view in page.items],
         pagination=Pagination(
-            has_more=page.has_more, next_cursor=page.last_id if page.has_more else None
+            limit=limit,
+            offset=offset,
+            more=page.has_more,
+            has_more=page.has_more,
+            next_cursor=page.last_id if page.has_more else None,
         ),
     )
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from reelforge.api.auth import CurrentAccount
 from reelforge.api.deps import RuntimeDep
@@ -32,6 +32,8 @@ class ReceivedOut(BaseModel):
 
 
 class EndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     url: str = Field(description="Where events are POSTed: an http(s) URL, at most 2048 chars.")
     description: str = Field(default="", description="A note for yourself (200 characters).")
     event_types: list[str] | None = Field(

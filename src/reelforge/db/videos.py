@@ -140,12 +140,14 @@ async def page_of_videos(
     after: Video | None,
     limit: int,
     order: Order,
+    offset: int = 0,
     status: list[str] | None = None,
     model: str | None = None,
     provider: str | None = None,
     text: str | None = None,
 ) -> Page:
-    """Keyset pagination on (created_at, id), so pages stay stable while videos are added."""
+    """Keyset pagination on (created_at, id), so pages stay stable while videos are added;
+    `offset` skips that many more, for clients that page by position."""
     query = select(Video).where(_visible(owner_id))
     if status:
         query = query.where(Video.job_state.in_(status))
@@ -161,6 +163,8 @@ async def page_of_videos(
         query = query.order_by(Video.created_at.desc(), Video.id.desc())
     else:
         query = query.order_by(Video.created_at.asc(), Video.id.asc())
+    if offset:
+        query = query.offset(offset)
     rows = list((await session.scalars(query.limit(limit + 1))).all())
     return Page(items=[to_view(v) for v in rows[:limit]], has_more=len(rows) > limit)
 

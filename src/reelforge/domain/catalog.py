@@ -17,6 +17,13 @@ class Feature(StrEnum):
     EXTEND = "extend"
 
 
+class Quality(StrEnum):
+    """The guide's `quality`: which model tier a request gets when it names no model."""
+
+    STANDARD = "standard"
+    HIGH = "high"
+
+
 class Tier(StrEnum):
     """Resolution tier, the unit prices are quoted in."""
 
@@ -72,6 +79,7 @@ class ModelSpec:
     default_seconds: str
     features: frozenset[Feature]
     price_per_second: Mapping[Tier, Decimal]
+    quality: Quality
     description: str = ""
 
     def tier(self, size: str) -> Tier:
@@ -104,11 +112,40 @@ class ProviderSpec:
     def model_names(self) -> tuple[str, ...]:
         return (*self.models, *self.aliases)
 
+    def model_of_quality(self, model: str | None, quality: str | None) -> ModelSpec:
+        """The model named, or else the default model of the quality asked for; a model and a
+        quality that disagree are refused, naming `quality`."""
+        if quality is None:
+            return self.model(model)
+        if quality not in tuple(Quality):
+            raise CatalogError("quality", quality, tuple(Quality))
+        if model:
+            spec = self.model(model)
+            if spec.quality != quality:
+                raise InputError(
+                    "quality",
+                    f"{spec.name} is a {spec.quality.value} model; ask for quality "
+                    f"'{spec.quality.value}', or leave out the model or the quality",
+                )
+            return spec
+        default = self.model(None)
+        if default.quality == quality:
+            return default
+        tiered = next((spec for spec in self.models.values() if spec.quality == quality), None)
+        if tiered is None:
+            offered = sorted({spec.quality.value for spec in self.models.values()})
+            raise CatalogError("quality", quality, offered)
+        return tiered
+
     def resolve(
-        self, model: str | None, size: str | None, seconds: str | int | None
+        self,
+        model: str | None,
+        size: str | None,
+        seconds: str | int | None,
+        quality: str | None = None,
     ) -> tuple[ModelSpec, str, str]:
-        """Fill defaults and check a (model, size, seconds) combination."""
-        spec = self.model(model)
+        """Fill defaults and check a (model or quality, size, seconds) combination."""
+        spec = self.model_of_quality(model, quality)
         chosen_size = size or spec.default_size
         if chosen_size not in spec.sizes:
             raise CatalogError("size", chosen_size, spec.sizes)
@@ -130,6 +167,7 @@ SORA_2 = ModelSpec(
     default_seconds="4",
     features=_ALL_FEATURES,
     price_per_second={Tier.P720: Decimal("0.10")},
+    quality=Quality.STANDARD,
     description="Fast iteration, 720p.",
 )
 SORA_2_PRO = ModelSpec(
@@ -144,6 +182,7 @@ SORA_2_PRO = ModelSpec(
         Tier.P1024: Decimal("0.50"),
         Tier.P1080: Decimal("0.70"),
     },
+    quality=Quality.HIGH,
     description="Higher quality, up to 1080p.",
 )
 
@@ -180,3 +219,10 @@ def provider(name: str) -> ProviderSpec:
     if spec is None:
         raise CatalogError("provider", name, tuple(PROVIDERS))
     return spec
+
+
+def quality_of(provider_name: str, model: str) -> Quality | None:
+    """The quality tier of a provider's model, if the catalog still has it."""
+    spec = PROVIDERS.get(provider_name)
+    found = spec.models.get(spec.aliases.get(model, model)) if spec else None
+    return found.quality if found else None

@@ -75,10 +75,12 @@ def video_request(
     size: str | None,
     seconds: str | int | None,
     max_prompt_length: int,
+    quality: str | None = None,
 ) -> VideoRequest:
-    """Check a request the way the edge must: the prompt first, then model, size and seconds."""
+    """Check a request the way the edge must: the prompt first, then model (or quality), size
+    and seconds."""
     checked = check_prompt(prompt, max_prompt_length)
-    model_spec, chosen_size, chosen_seconds = spec.resolve(model, size, seconds)
+    model_spec, chosen_size, chosen_seconds = spec.resolve(model, size, seconds, quality)
     return VideoRequest(prompt=checked, model=model_spec, size=chosen_size, seconds=chosen_seconds)
 
 

@@ -63,6 +63,8 @@ class NewVideo:
     seconds: str | int | None = None
     input_reference: bytes | None = None
     idempotency_key: str | None = None
+    # The guide's model tier (standard or high), used when no model is named.
+    quality: str | None = None
 
 
 class Videos:
@@ -97,6 +99,7 @@ class Videos:
             size=new.size,
             seconds=new.seconds,
             max_prompt_length=self._max_prompt_length,
+            quality=new.quality,
         )
         if new.input_reference is None:
             return request, None
@@ -180,6 +183,7 @@ class Videos:
         account: Account,
         *,
         after: str | None = None,
+        offset: int = 0,
         limit: int = 20,
         order: Order = Order.DESC,
         status: list[str] | None = None,
@@ -189,6 +193,8 @@ class Videos:
     ) -> Page:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InputError("limit", f"must be 1 to {MAX_LIST_LIMIT}")
+        if offset < 0:
+            raise InputError("offset", "must be 0 or more")
         states = _states_for(status) if status else None
         async with self._database.session() as session:
             cursor = None
@@ -204,6 +210,7 @@ class Videos:
                 session,
                 _scope(account),
                 after=cursor,
+                offset=offset,
                 limit=limit,
                 order=order,
                 status=states,
