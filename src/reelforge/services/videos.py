@@ -27,6 +27,7 @@ from reelforge.domain.quotas import (
     current_period_start,
     month_start,
 )
+from reelforge.domain.routing import Routes
 from reelforge.domain.states import JobState
 from reelforge.domain.upstream import ImageBytes, Variant
 from reelforge.domain.videos import (
@@ -39,6 +40,7 @@ from reelforge.domain.videos import (
     VideoRequest,
     VideoView,
     check_prompt,
+    require_feature,
     video_request,
 )
 from reelforge.domain.webhooks import EventType
@@ -68,14 +70,16 @@ class Videos:
         self,
         database: Database,
         storage: Storage,
-        spec: ProviderSpec,
+        spec: ProviderSpec | Routes,
         *,
         max_prompt_length: int,
         on_accepted: Notify | None = None,
     ) -> None:
         self._database = database
         self._storage = storage
-        self.spec = spec
+        # One provider's catalog, or several configured at once and routed by model name.
+        self.routes = spec if isinstance(spec, Routes) else Routes({spec.name: spec}, spec.name)
+        self.spec = self.routes.default_spec
         self._max_prompt_length = max_prompt_length
         self.on_accepted = on_accepted
 
@@ -85,7 +89,7 @@ class Videos:
 
     def _checked(self, new: NewVideo) -> tuple[VideoRequest, ImageBytes | None]:
         request = video_request(
-            self.spec,
+            self.routes.spec_for(new.model),
             prompt=new.prompt,
             model=new.model,
             size=new.size,
@@ -94,8 +98,7 @@ class Videos:
         )
         if new.input_reference is None:
             return request, None
-        if not request.model.supports(Feature.IMAGE_INPUT):
-            raise InputError("input_reference", f"{request.model.name} takes no image input")
+        require_feature(request.model, Feature.IMAGE_INPUT, "input_reference")
         return request, check_reference(new.input_reference, request.width, request.height)
 
     async def create(self, account: Account, new: NewVideo) -> tuple[VideoView, bool]:
@@ -131,17 +134,43 @@ class Videos:
                 field="video_id",
             )
         request = video_request(
-            self.spec,
+            self.routes.provider(parent.provider),
             prompt=checked,
             model=parent.model,
             size=parent.size,
             seconds=parent.seconds,
             max_prompt_length=self._max_prompt_length,
         )
+        require_feature(request.model, Feature.REMIX, "video_id")
         video = self._new_row(account, request, idempotency_key)
         video.remixed_from_video_id = parent.id
         video.request_hash = _request_hash("remix", request, reference=None, parent=parent.id)
         return await self._accept(account, video, EventKind.REMIXED)
+
+    async def rerun(
+        self, account: Account, video_id: str, model: object, idempotency_key: str | None = None
+    ) -> tuple[VideoView, bool]:
+        """The same prompt, size and length as a video the caller can see, on another model
+        (routed to whichever provider makes it); a first-frame image goes along when the new
+        model takes one."""
+        if not isinstance(model, str) or not model:
+            raise InputError("model", "is required: the model to run the prompt on")
+        async with self._database.session() as session:
+            source = await queries.visible_video(session, video_id, _scope(account))
+        if source is None:
+            raise NotFoundError("video", video_id)
+        reference = None
+        if source.input_reference_key is not None:
+            reference = await self._storage.read(source.input_reference_key)
+        new = NewVideo(
+            prompt=source.prompt,
+            model=model,
+            size=source.size,
+            seconds=source.seconds,
+            input_reference=reference,
+            idempotency_key=idempotency_key,
+        )
+        return await self.create(account, new)
 
     async def get(self, account: Account, video_id: str) -> VideoView:
         async with self._database.reading() as connection:
@@ -263,7 +292,7 @@ class Videos:
         return Video(
             id=new_video_id(now),
             owner_id=account.id,
-            provider=self.spec.name,
+            provider=self.routes.spec_for(request.model.name).name,
             model=request.model.name,
             prompt=request.prompt,
             size=request.size,

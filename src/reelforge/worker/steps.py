@@ -10,6 +10,7 @@ unknown, found upstream before anything is created again.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,7 +68,7 @@ class Steps:
         self,
         database: Database,
         storage: Storage,
-        provider: Provider,
+        provider: Provider | Mapping[str, Provider],
         *,
         deadline: timedelta,
         webhooks: bool = False,
@@ -75,12 +76,19 @@ class Steps:
     ) -> None:
         self._database = database
         self._storage = storage
-        self._provider = provider
+        # Several providers at once: each video is stepped by the one it names.
+        self._providers = provider if isinstance(provider, Mapping) else {provider.name: provider}
         self._deadline = deadline
         self._webhooks = webhooks
         self._rng = rng or random.Random()
         # Steps end with short writes, many at once under concurrency: committed together.
         self._commits = GroupCommit(database)
+
+    def _for(self, video: Video) -> Provider:
+        provider = self._providers.get(video.provider)
+        if provider is None:
+            raise ProviderError(f"provider {video.provider!r} is not configured here", status=503)
+        return provider
 
     async def run(self, claim: Claim) -> StepResult:
         video = claim.video
@@ -98,7 +106,7 @@ class Steps:
             return await self._reconcile(claim, video)
         if state is JobState.DOWNLOADING:
             assert video.provider_video_id is not None
-            upstream = await self._provider.retrieve(video.provider_video_id)
+            upstream = await self._for(video).retrieve(video.provider_video_id)
             return await self._archive(claim, video, upstream)
         return await self._track(claim, video)
 
@@ -149,20 +157,20 @@ class Steps:
         since = datetime.fromisoformat(since_text) if since_text else video.created_at
         after = None
         for _ in range(RECONCILE_PAGES):
-            page = await self._provider.list(after=after, limit=100, order="desc")
+            page = await self._for(video).list(after=after, limit=100, order="desc")
             for item in page.items:
                 if item.created_at is not None and item.created_at < since - RECONCILE_SLACK:
                     return None
-                if _same_request(item, video) and not await self._taken(item.id):
+                if _same_request(item, video) and not await self._taken(video, item.id):
                     return item
             if not page.has_more or page.last_id is None:
                 return None
             after = page.last_id
         return None
 
-    async def _taken(self, upstream_id: str) -> bool:
+    async def _taken(self, video: Video, upstream_id: str) -> bool:
         async with self._database.reading() as connection:
-            return await queries.upstream_job_taken(connection, self._provider.name, upstream_id)
+            return await queries.upstream_job_taken(connection, video.provider, upstream_id)
 
     async def _adopt(self, claim: Claim, upstream: UpstreamVideo) -> StepResult:
         state = _state_of(upstream.status)
@@ -187,12 +195,12 @@ class Steps:
             parent = await self._get(video.remixed_from_video_id)
             if parent is None or parent.provider_video_id is None:
                 raise ProviderError("the parent video has no upstream job to remix", status=400)
-            return await self._provider.remix(parent.provider_video_id, video.prompt)
+            return await self._for(video).remix(parent.provider_video_id, video.prompt)
         reference = None
         if video.input_reference_key is not None:
             data = await self._storage.read(video.input_reference_key)
             reference = ImageBytes(data=data, content_type=video.input_reference_type or "")
-        return await self._provider.create(
+        return await self._for(video).create(
             CreateRequest(
                 prompt=video.prompt,
                 model=video.model,
@@ -209,7 +217,7 @@ class Steps:
         now = utcnow()
         polls = int(video.metadata_.get("polls", 0))
         try:
-            upstream = await self._provider.retrieve(video.provider_video_id)
+            upstream = await self._for(video).retrieve(video.provider_video_id)
         except ProviderError as error:
             if not error.retryable:
                 return await self._fail(claim, error.code or "upstream_error", str(error))
@@ -252,7 +260,7 @@ class Steps:
             "expires_at": upstream.expires_at,
         }
         try:
-            downloaded = await self._download(upstream, video.id)
+            downloaded = await self._download(self._for(video), upstream, video.id)
         except (ProviderError, StorageError) as error:
             return await self._archive_failed(claim, video, upstream, error, completion)
         columns: dict[str, Any] = {}
@@ -275,7 +283,7 @@ class Steps:
         return await self._finish(claim, video, columns | completion)
 
     async def _download(
-        self, upstream: UpstreamVideo, video_id: str
+        self, provider: Provider, upstream: UpstreamVideo, video_id: str
     ) -> dict[Variant, StoredObject]:
         """Every variant into a checked temporary object.
 
@@ -291,7 +299,7 @@ class Steps:
             for variant in Variant:
                 try:
                     downloaded[variant] = await download_variant(
-                        self._provider, self._storage, upstream.id, variant
+                        provider, self._storage, upstream.id, variant
                     )
                 except (ProviderError, StorageError) as error:
                     missing = isinstance(error, ProviderError) and not error.retryable
@@ -333,7 +341,7 @@ class Steps:
         )
 
     async def _finish(self, claim: Claim, before: Video, columns: dict[str, Any]) -> StepResult:
-        price = self._provider.spec.model(before.model).price(before.size, before.seconds)
+        price = self._for(before).spec.model(before.model).price(before.size, before.seconds)
         # A video that was DOWNLOADING already had its COMPLETED event (`_archive_failed`).
         first = JobState(before.job_state) is not JobState.DOWNLOADING
         completed: list[tuple[str, dict[str, Any]]] = [(EventKind.COMPLETED, {})] if first else []
@@ -382,7 +390,7 @@ class Steps:
         """After a cancel or delete: drop the upstream job, and a deleted video's archive."""
         if video.provider_video_id is not None:
             try:
-                await self._provider.delete(video.provider_video_id)
+                await self._for(video).delete(video.provider_video_id)
             except ProviderError as error:
                 if error.status != 404:
                     # Upstream deletes only finished jobs (`video_not_ready`): come back later.
