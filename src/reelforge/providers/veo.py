@@ -37,6 +37,7 @@ from reelforge.domain.upstream import (
     CreateRequest,
     ImageBytes,
     ImageUrl,
+    ProviderAuthError,
     ProviderError,
     ProviderProtocolError,
     ProviderRejected,
@@ -291,6 +292,9 @@ def _translated() -> Any:
 
 def _from_api_error(exc: genai_errors.APIError) -> ProviderError:
     status = exc.code if isinstance(exc.code, int) else 500
+    if status == 400 and "API key not valid" in (exc.message or ""):
+        # Google refuses a bad key with 400 INVALID_ARGUMENT, not 401: no retry cures it.
+        return ProviderAuthError(exc.message or "API key not valid", status=status)
     return error_for_status(
         status,
         exc.message or str(exc),
