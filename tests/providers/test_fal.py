@@ -66,12 +66,14 @@ async def test_a_job_goes_from_queue_to_archive(fal: FalProvider, fake: FalFake)
     running_ = await fal.retrieve(created.id)
     assert running_.status is UpstreamStatus.IN_PROGRESS
     done = await fal.retrieve(created.id)
-    assert done.status is UpstreamStatus.COMPLETED and done.expires_at is None
+    assert done.status is UpstreamStatus.COMPLETED
+    assert done.expires_at is None
     assert (done.size, done.seconds) == ("720x1280", "10")
     assert await _content(fal, created.id, Variant.VIDEO) == tiny_mp4()
     thumbnail = await _content(fal, created.id, Variant.THUMBNAIL)
     sheet = await _content(fal, created.id, Variant.SPRITESHEET)
-    assert thumbnail[:4] == b"RIFF" and thumbnail[8:12] == b"WEBP"
+    assert thumbnail[:4] == b"RIFF"
+    assert thumbnail[8:12] == b"WEBP"
     assert sheet[:3] == b"\xff\xd8\xff"
 
 
@@ -81,8 +83,10 @@ async def test_each_model_gets_its_own_input_names(fal: FalProvider, fake: FalFa
     image = ImageBytes(data=b"\x89PNG fake", content_type="image/png")
     await fal.create(_request(input_reference=image, seconds="5"))
     veo, ltx, kling = (fake.jobs[rid] for rid in fake.submissions)
-    assert veo.input["duration"] == "8s" and veo.input["resolution"] == "1080p"
-    assert ltx.input["duration"] == 6 and ltx.input["aspect_ratio"] == "9:16"
+    assert veo.input["duration"] == "8s"
+    assert veo.input["resolution"] == "1080p"
+    assert ltx.input["duration"] == 6
+    assert ltx.input["aspect_ratio"] == "9:16"
     assert kling.endpoint.endswith("/image-to-video")
     assert kling.input["image_url"].startswith("data:image/png;base64,")
     assert "aspect_ratio" not in kling.input  # Kling's image-to-video takes no aspect ratio
@@ -130,7 +134,8 @@ async def test_rate_limiting_carries_the_vendors_retry_hint(
     fake.refuse_submits.append((429, {"detail": "Too many requests"}, {"retry-after": "7"}))
     with pytest.raises(ProviderRateLimited) as caught:
         await fal.create(_request())
-    assert caught.value.retryable and caught.value.retry_after == 7.0
+    assert caught.value.retryable
+    assert caught.value.retry_after == 7.0
     assert not fake.submissions  # nothing was queued
 
 

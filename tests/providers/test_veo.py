@@ -57,7 +57,7 @@ async def test_a_job_runs_to_a_downloaded_video(
 ) -> None:
     image = ImageBytes(data=b"\x89PNG first frame", content_type="image/png")
     created = await veo.create(_request(input_reference=image))
-    ((name, operation),) = fake[0].operations.items()
+    ((_name, operation),) = fake[0].operations.items()
     assert operation.model == "veo-3.1-generate-preview"
     assert operation.body["parameters"] == {
         "sampleCount": 1,
@@ -103,7 +103,8 @@ async def test_rate_limiting_carries_googles_retry_delay(
     fake[0].refuse_next = rate_limited(30)
     with pytest.raises(ProviderRateLimited) as caught:
         await veo.create(_request())
-    assert caught.value.retry_after == 30.0 and caught.value.code == "RESOURCE_EXHAUSTED"
+    assert caught.value.retry_after == 30.0
+    assert caught.value.code == "RESOURCE_EXHAUSTED"
     assert not fake[0].operations
 
 

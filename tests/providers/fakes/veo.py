@@ -16,6 +16,7 @@ from tests.providers.fakes.media import tiny_mp4
 API_KEY = "gemini-test-key"
 # Real answers name files on Google's host; the SDK takes the id and downloads from its base URL.
 FILE_HOST = "https://generativelanguage.googleapis.com/v1beta/files"
+RESPONSE_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
 
 
 @dataclass
@@ -83,7 +84,7 @@ class VeoFake:
             answer["error"] = {"code": 3, "message": "The input image is not supported"}
         elif operation.outcome == "filtered":
             answer["response"] = {
-                "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+                "@type": RESPONSE_TYPE,
                 "generateVideoResponse": {
                     "raiMediaFilteredCount": 1,
                     "raiMediaFilteredReasons": ["The prompt could not be submitted."],
@@ -93,7 +94,7 @@ class VeoFake:
             operation.file_id = name.rsplit("/", 1)[-1]
             uri = f"{FILE_HOST}/{operation.file_id}:download?alt=media"
             answer["response"] = {
-                "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+                "@type": RESPONSE_TYPE,
                 "generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]},
             }
         return JSONResponse(answer)
