@@ -43,6 +43,8 @@ class FalFake:
     fail_next: tuple[str, str] | None = None
     result_error_next: tuple[int, dict[str, Any]] | None = None
     expire_next: bool = False
+    # The statuses the next jobs walk through (default: queued, running, completed).
+    steps_next: list[str] | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def app(self) -> Starlette:
@@ -77,6 +79,8 @@ class FalFake:
             self.fail_next = None
         job.result_error, self.result_error_next = self.result_error_next, None
         job.expired, self.expire_next = self.expire_next, False
+        if self.steps_next is not None:
+            job.steps = list(self.steps_next)
         self.jobs[rid] = job
         self.submissions.append(rid)
         base = f"{self.root}/{owner}/{alias}/requests/{rid}"
