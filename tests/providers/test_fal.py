@@ -10,6 +10,7 @@ from reelforge.domain.upstream import (
     CreateRequest,
     ImageBytes,
     ProviderAuthError,
+    ProviderNotFound,
     ProviderProtocolError,
     ProviderRateLimited,
     UpstreamStatus,
@@ -169,3 +170,19 @@ async def test_delete_cancels_a_queued_request_and_accepts_a_finished_one(
     for _ in range(3):
         await fal.retrieve(finished.id)
     await fal.delete(finished.id)  # ALREADY_COMPLETED: nothing to stop, no error
+
+
+async def test_a_video_without_readable_frames_has_no_previews(
+    fal: FalProvider, fake: FalFake
+) -> None:
+    fake.junk_next = True
+    created = await fal.create(_request())
+    for _ in range(3):
+        await fal.retrieve(created.id)
+    video = await _content(fal, created.id, Variant.VIDEO)
+    assert video.startswith(b"\x00\x00\x00\x18ftyp")
+    # Not retryable: the engine archives the video without a thumbnail.
+    with pytest.raises(ProviderNotFound) as caught:
+        await _content(fal, created.id, Variant.THUMBNAIL)
+    assert caught.value.code == "no_preview"
+    assert len(fake.submissions) == 1

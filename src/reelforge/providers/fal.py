@@ -12,13 +12,13 @@ paid job. The protocol (docs/providers.md cites it):
 - cancel: `PUT {base}/{owner}/{alias}/requests/{id}/cancel`
 
 fal has no list of jobs, no delete and no thumbnails: `list` is empty (an unknown create outcome
-is submitted again), `delete` cancels, and previews are made here from the video (PyAV).
+is submitted again), `delete` cancels, and previews are made here from the downloaded video.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -43,16 +43,13 @@ from reelforge.domain.upstream import (
 )
 from reelforge.providers.base import ContentStream, ListOrder
 from reelforge.providers.fal_models import app_of, submission
-from reelforge.providers.frames import previews
 from reelforge.providers.http_errors import error_for_status, from_transport, retry_after
-from reelforge.providers.local import BytesStream, scratch_file
+from reelforge.providers.local import BytesStream, FileStream, Previews, scratch_file
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_TIMEOUT = httpx2.Timeout(60.0, connect=5.0)
 # fal reports no percentage while a model runs; this is what "running" shows as.
 RUNNING_PROGRESS = 50
-# Previews made here, kept for the engine's next call (it asks for both, one after the other).
-_PREVIEW_CACHE = 8
 # Any request id: its 404 says the key was accepted and the queue answers.
 _PROBE = "fal-ai/veo3/requests/00000000-0000-0000-0000-000000000000/status"
 
@@ -99,7 +96,7 @@ class FalProvider:
         self._client = http_client or httpx2.AsyncClient(timeout=timeout)
         self._base = base_url.rstrip("/")
         self._headers = {"authorization": f"Key {api_key}"}
-        self._previews: OrderedDict[str, dict[Variant, bytes]] = OrderedDict()
+        self._previews = Previews()
 
     @property
     def name(self) -> str:
@@ -205,31 +202,24 @@ class FalProvider:
 
     @asynccontextmanager
     async def _open(self, handle: _Handle, variant: Variant) -> AsyncIterator[ContentStream]:
-        if variant is not Variant.VIDEO:
-            made = await self._made_previews(handle)
+        key = handle.encode()
+        if variant is not Variant.VIDEO and (made := self._previews.get(key)) is not None:
             yield BytesStream(made[variant], variant)
             return
         url = await self._video_url(handle)
-        async with self._download(url) as response:
-            yield _ResponseStream(response)
-
-    async def _made_previews(self, handle: _Handle) -> dict[Variant, bytes]:
-        key = handle.encode()
-        made = self._previews.get(key)
-        if made is None:
-            url = await self._video_url(handle)
-            async with scratch_file() as path:
-                async with (
-                    self._download(url) as response,
-                    await anyio.open_file(path, "wb") as out,
-                ):
-                    async for chunk in _ResponseStream(response).aiter_bytes():
-                        await out.write(chunk)
-                made = await anyio.to_thread.run_sync(previews, path)
-            self._previews[key] = made
-            while len(self._previews) > _PREVIEW_CACHE:
-                self._previews.popitem(last=False)
-        return made
+        async with scratch_file() as path:
+            async with self._download(url) as response, await anyio.open_file(path, "wb") as out:
+                stream = _ResponseStream(response)
+                content_type = stream.content_type
+                async for chunk in stream.aiter_bytes():
+                    await out.write(chunk)
+            if variant is Variant.VIDEO:
+                with contextlib.suppress(ProviderError):
+                    await self._previews.make(key, path)  # the previews come next
+                yield FileStream(path, content_type)
+            else:
+                made = await self._previews.make(key, path)
+                yield BytesStream(made[variant], variant)
 
     @asynccontextmanager
     async def _download(self, url: str) -> AsyncIterator[httpx2.Response]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 
-from reelforge.domain.upstream import Variant
+from reelforge.domain.upstream import ProviderError, ProviderNotFound, Variant
+from reelforge.providers.frames import previews
 
 CHUNK = 1 << 20
 
@@ -67,3 +69,32 @@ async def scratch_file(suffix: str = ".mp4") -> AsyncIterator[Path]:
         yield path
     finally:
         await anyio.Path(path).unlink(missing_ok=True)
+
+
+class Previews:
+    """Thumbnails and spritesheets made here from a downloaded video, kept for the engine's next
+    calls: it asks for the video, then each preview, of one job in a row, so one download makes
+    all three. A video PyAV cannot read gets none (`ProviderNotFound`, so the engine archives
+    the video without them rather than retrying)."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._keep = keep
+        self._made: OrderedDict[str, dict[Variant, bytes] | ProviderError] = OrderedDict()
+
+    def get(self, key: str) -> dict[Variant, bytes] | None:
+        made = self._made.get(key)
+        if isinstance(made, ProviderError):
+            raise made
+        return made
+
+    async def make(self, key: str, video: Path) -> dict[Variant, bytes]:
+        try:
+            made: dict[Variant, bytes] | ProviderError = await anyio.to_thread.run_sync(
+                previews, video
+            )
+        except ProviderError as error:
+            made = ProviderNotFound(f"no previews: {error.message}", code="no_preview")
+        self._made[key] = made
+        while len(self._made) > self._keep:
+            self._made.popitem(last=False)
+        return self.get(key) or {}

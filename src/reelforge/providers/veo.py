@@ -15,15 +15,15 @@ nothing unless told to (its default is one attempt): the engine owns retries. `h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import httpx2
 from google import genai
@@ -47,14 +47,12 @@ from reelforge.domain.upstream import (
     Variant,
 )
 from reelforge.providers.base import ContentStream, ListOrder
-from reelforge.providers.frames import previews
 from reelforge.providers.http_errors import error_for_status, from_transport
-from reelforge.providers.local import BytesStream, FileStream, scratch_file
+from reelforge.providers.local import BytesStream, FileStream, Previews, scratch_file
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"
 DEFAULT_TIMEOUT_MS = 60_000
 RUNNING_PROGRESS = 50
-_PREVIEW_CACHE = 8
 
 # Reelforge's model names -> the Gemini API's.
 API_MODELS: Mapping[str, str] = {
@@ -102,7 +100,7 @@ class VeoProvider:
             api_key=api_key,
             http_options=types.HttpOptions(base_url=base_url, timeout=timeout_ms),
         )
-        self._previews: OrderedDict[str, dict[Variant, bytes]] = OrderedDict()
+        self._previews = Previews()
 
     @property
     def name(self) -> str:
@@ -201,22 +199,21 @@ class VeoProvider:
 
     @asynccontextmanager
     async def _open(self, handle: _Handle, variant: Variant) -> AsyncIterator[ContentStream]:
-        if variant is not Variant.VIDEO:
-            made = self._previews.get(handle.encode())
-            if made is None:
-                async with scratch_file() as path:
-                    await self._download(handle, path)
-                    made = await anyio.to_thread.run_sync(previews, path)
-                self._previews[handle.encode()] = made
-                while len(self._previews) > _PREVIEW_CACHE:
-                    self._previews.popitem(last=False)
+        key = handle.encode()
+        if variant is not Variant.VIDEO and (made := self._previews.get(key)) is not None:
             yield BytesStream(made[variant], variant)
             return
         async with scratch_file() as path:
             await self._download(handle, path)
-            yield FileStream(path, Variant.VIDEO.default_content_type)
+            if variant is Variant.VIDEO:
+                with contextlib.suppress(ProviderError):
+                    await self._previews.make(key, path)  # the previews come next
+                yield FileStream(path, Variant.VIDEO.default_content_type)
+            else:
+                made = await self._previews.make(key, path)
+                yield BytesStream(made[variant], variant)
 
-    async def _download(self, handle: _Handle, path: Any) -> None:
+    async def _download(self, handle: _Handle, path: Path) -> None:
         operation = await self._operation(handle)
         response = operation.response or operation.result
         videos = response.generated_videos if response is not None else None

@@ -28,6 +28,7 @@ class FalJob:
     error_type: str | None = None
     result_error: tuple[int, dict[str, Any]] | None = None
     expired: bool = False
+    junk: bool = False
     cancelled: bool = False
     polls: int = 0
 
@@ -45,6 +46,8 @@ class FalFake:
     expire_next: bool = False
     # The statuses the next jobs walk through (default: queued, running, completed).
     steps_next: list[str] | None = None
+    # The next job's "video" is bytes no decoder reads.
+    junk_next: bool = False
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def app(self) -> Starlette:
@@ -79,6 +82,7 @@ class FalFake:
             self.fail_next = None
         job.result_error, self.result_error_next = self.result_error_next, None
         job.expired, self.expire_next = self.expire_next, False
+        job.junk, self.junk_next = self.junk_next, False
         if self.steps_next is not None:
             job.steps = list(self.steps_next)
         self.jobs[rid] = job
@@ -150,7 +154,7 @@ class FalFake:
         job = self.jobs.get(rid)
         if job is None or job.expired:
             return PlainTextResponse("Not Found", status_code=404)
-        data = tiny_mp4()
+        data = b"\x00\x00\x00\x18ftypmp42 not really a video" if job.junk else tiny_mp4()
         if request.method == "HEAD":
             return Response(headers={"content-length": str(len(data))}, media_type="video/mp4")
         return Response(data, media_type="video/mp4")
