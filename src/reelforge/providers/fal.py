@@ -50,7 +50,7 @@ DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_TIMEOUT = httpx2.Timeout(60.0, connect=5.0)
 # fal reports no percentage while a model runs; this is what "running" shows as.
 RUNNING_PROGRESS = 50
-# Any request id: its 404 says the key was accepted and the queue answers.
+# A request id no one has.
 _PROBE = "fal-ai/veo3/requests/00000000-0000-0000-0000-000000000000/status"
 
 
@@ -190,9 +190,11 @@ class FalProvider:
         return self._open(_Handle.decode(video_id), variant)
 
     async def check(self) -> None:
+        """fal has no cheap authenticated read; the status of a request that does not exist
+        answers 401/403 to a bad key, and some other 4xx (not found) to a good one."""
         try:
             await self._json("GET", "/" + _PROBE)
-        except ProviderNotFound:
+        except (ProviderNotFound, ProviderRejected):
             return
 
     async def aclose(self) -> None:

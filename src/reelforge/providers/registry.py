@@ -10,11 +10,7 @@ from starlette.types import ASGIApp
 
 from reelforge.domain import catalog
 from reelforge.providers.base import Provider
-from reelforge.providers.fal import DEFAULT_BASE_URL as FAL_BASE_URL
-from reelforge.providers.fal import FalProvider
 from reelforge.providers.openai import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, OpenAIProvider
-from reelforge.providers.veo import DEFAULT_BASE_URL as GEMINI_BASE_URL
-from reelforge.providers.veo import VeoProvider
 from reelforge.settings import ProviderName, Settings, SettingsError
 
 # Never resolved: requests to it go through the ASGI transport, not the network.
@@ -96,12 +92,20 @@ def build_provider(
     it (DESIGN.md §2), with its own settings; pass `emulator_api_key` if those set a key.
     """
     name = name or settings.provider
+    # The vendors' modules load only when configured: google-genai alone takes seconds to import,
+    # which every process start (and /ready's start-up budget) would pay.
     if name is ProviderName.FAL:
+        from reelforge.providers.fal import DEFAULT_BASE_URL as FAL_BASE_URL
+        from reelforge.providers.fal import FalProvider
+
         return FalProvider(
             api_key=_required(settings.fal_api_key, "fal", "FAL_KEY"),
             base_url=settings.fal_base_url or FAL_BASE_URL,
         )
     if name is ProviderName.VEO:
+        from reelforge.providers.veo import DEFAULT_BASE_URL as GEMINI_BASE_URL
+        from reelforge.providers.veo import VeoProvider
+
         return VeoProvider(
             api_key=_required(settings.gemini_api_key, "veo", "GEMINI_API_KEY"),
             base_url=settings.gemini_base_url or GEMINI_BASE_URL,
