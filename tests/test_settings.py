@@ -69,7 +69,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         (
             "REELFORGE_PROVIDER",
             "runway",
-            "REELFORGE_PROVIDER: Input should be 'emulator' or 'openai'",
+            "REELFORGE_PROVIDER: Input should be 'emulator', 'openai', 'fal' or 'veo'",
         ),
         ("REDIS_URL", "http://cache", "REDIS_URL: Value error, must be a redis://"),
         (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from reelforge.bus import Bus, LocalBus, RedisBus
 from reelforge.db.engine import Database
-from reelforge.domain import catalog
 from reelforge.domain.quotas import QuotaPolicy
+from reelforge.domain.routing import Routes
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.inbound import InboundWebhooks
@@ -50,23 +50,39 @@ class Runtime:
     bus: Bus
     redis: Redis | None = None
     provider: Provider | None = None
+    """The default provider (the one requests that name no model go to)."""
+    providers: dict[str, Provider] = field(default_factory=dict)
+    """Every configured provider by name, the default included."""
     checks: dict[str, Check] = field(default_factory=dict)
 
     async def close(self) -> None:
-        if self.provider is not None:
-            await self.provider.aclose()
+        for provider in self.providers.values():
+            await provider.aclose()
         await self.bus.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.database.close()
 
 
-def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Runtime:
+def open_runtime(
+    settings: Settings,
+    *,
+    provider: Provider | None = None,
+    providers: Mapping[str, Provider] | None = None,
+) -> Runtime:
     """Build the adapters; nothing connects until first use, so this cannot hang.
 
-    Processes that talk to upstream (the server, workers) pass the `provider`; commands that
-    only manage accounts don't need one.
+    Processes that talk to upstream (the server, workers) pass the `providers` (or the one
+    `provider`); commands that only manage accounts don't need any. The runtime owns them.
     """
+    configured = dict(providers or {})
+    if provider is not None:
+        configured.setdefault(provider.name, provider)
+    default = provider or (next(iter(configured.values())) if configured else None)
+    routes = Routes.of(
+        configured or [p.value for p in settings.enabled_providers],
+        default=default.name if default is not None else settings.provider.value,
+    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
     storage = open_storage(
@@ -94,7 +110,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         videos=Videos(
             database,
             storage,
-            catalog.provider(settings.provider),
+            routes,
             lifecycle,
             max_prompt_length=settings.max_prompt_length,
         ),
@@ -120,14 +136,16 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         ),
         bus=bus,
         redis=redis,
-        provider=provider,
+        provider=default,
+        providers=configured,
     )
     runtime.checks["database"] = database.ping
     runtime.checks["storage"] = storage.check
     if redis is not None:
         runtime.checks["redis"] = redis.ping
-    if provider is not None:
-        runtime.checks["provider"] = provider.check
+    for name, each in configured.items():
+        # Every provider's health on /ready: the default under its old name, the others by theirs.
+        runtime.checks["provider" if each is default else f"provider:{name}"] = each.check
     return runtime
 
 

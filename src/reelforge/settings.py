@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ProviderName(StrEnum):
     EMULATOR = "emulator"
     OPENAI = "openai"
+    FAL = "fal"
+    VEO = "veo"
 
 
 class LogFormat(StrEnum):
@@ -108,7 +110,38 @@ class Settings(BaseSettings):
     provider: ProviderName = Field(
         default=ProviderName.EMULATOR,
         validation_alias=_env("PROVIDER"),
-        description="Video provider: the built-in `emulator` or an `openai`-compatible endpoint.",
+        description=(
+            "Default video provider (for requests that name no model): the built-in `emulator`, "
+            "an `openai`-compatible endpoint, `fal` or `veo`."
+        ),
+    )
+    providers: str = Field(
+        default="",
+        validation_alias=_env("PROVIDERS"),
+        description=(
+            "More providers configured beside the default, comma-separated (`fal,veo`); a "
+            "request goes to whichever offers its model."
+        ),
+    )
+    fal_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("FAL_KEY", "FAL_KEY"),
+        description="Key for the `fal` provider.",
+    )
+    fal_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("FAL_BASE_URL"),
+        description="Base URL of fal's queue (default `https://queue.fal.run`).",
+    )
+    gemini_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("GEMINI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        description="Gemini API key for the `veo` provider.",
+    )
+    gemini_base_url: str | None = Field(
+        default=None,
+        validation_alias=_env("GEMINI_BASE_URL"),
+        description="Base URL of the Gemini API (default `https://generativelanguage.googleapis.com/`).",
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
@@ -290,6 +323,21 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return value
 
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: str) -> str:
+        for name in _names(value):
+            if name not in ProviderName.__members__.values():
+                allowed = ", ".join(ProviderName)
+                raise ValueError(f"unknown provider {name!r}; known: {allowed}")
+        return value
+
+    @property
+    def enabled_providers(self) -> list[ProviderName]:
+        """The default provider first, then the others configured, each once."""
+        names = [self.provider, *(ProviderName(name) for name in _names(self.providers))]
+        return list(dict.fromkeys(names))
+
     @field_validator("provider_webhook_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -347,6 +395,10 @@ class Settings(BaseSettings):
     @property
     def is_embedded_database(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 class SettingsError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -96,7 +96,11 @@ def upstream_jobs(app: FastAPI) -> list[dict[str, Any]]:
 
 
 def steps_for(
-    database: Database, storage: Storage, provider: Provider, *, webhooks: bool = False
+    database: Database,
+    storage: Storage,
+    provider: Provider | Mapping[str, Provider],
+    *,
+    webhooks: bool = False,
 ) -> Steps:
     """The engine's steps as a worker builds them, on their own lifecycle and bus."""
     return Steps(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,7 @@ from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.db import migrate
 from reelforge.logs import configure_logging, get_logger
 from reelforge.providers.base import Provider
-from reelforge.providers.registry import build_provider
+from reelforge.providers.registry import build_providers
 from reelforge.runtime import Runtime, open_runtime
 from reelforge.settings import ProviderName, Settings, load_settings
 from reelforge.worker.runner import engine_for
@@ -35,15 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            provider = provider_for(settings, stack)
-            runtime = open_runtime(settings, provider=provider)
+            providers = providers_for(settings, stack)
+            runtime = open_runtime(settings, providers=providers)
             stack.push_async_callback(runtime.close)
             if settings.is_embedded_database:
                 await migrate.upgrade(settings.resolved_database_url)
             app.state.runtime = runtime
             await _listen(runtime, stack)
             if settings.embedded_worker:
-                await _start_engine(runtime, provider, stack)
+                await _start_engine(runtime, providers, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
             yield
 
@@ -88,15 +88,21 @@ def _gateway_answers_400_not_422(app: FastAPI) -> None:
 
 
 def provider_for(settings: Settings, stack: AsyncExitStack) -> Provider:
-    """The configured provider; the emulator is built here, mounted in-process (DESIGN.md §2)."""
-    if settings.provider is not ProviderName.EMULATOR:
-        return build_provider(settings)
+    """The default provider; the emulator is built here, mounted in-process (DESIGN.md §2)."""
+    return next(iter(providers_for(settings, stack).values()))
+
+
+def providers_for(settings: Settings, stack: AsyncExitStack) -> dict[str, Provider]:
+    """Every configured provider by name, the default first; the emulator, if one of them, is
+    built here and mounted in-process (DESIGN.md §2)."""
+    if ProviderName.EMULATOR not in settings.enabled_providers:
+        return build_providers(settings)
     from reelforge.emulator.app import create_emulator_app
 
     emulator = create_emulator_app()
     # A mounted app gets no lifespan of its own: its shutdown is ours.
     stack.callback(emulator.state.emulator.close)
-    return build_provider(settings, emulator_app=emulator)
+    return build_providers(settings, emulator_app=emulator)
 
 
 async def _listen(runtime: Runtime, stack: AsyncExitStack) -> None:
@@ -106,9 +112,11 @@ async def _listen(runtime: Runtime, stack: AsyncExitStack) -> None:
     tasks.start_soon(runtime.bus.listen)
 
 
-async def _start_engine(runtime: Runtime, provider: Provider, stack: AsyncExitStack) -> None:
+async def _start_engine(
+    runtime: Runtime, providers: Mapping[str, Provider], stack: AsyncExitStack
+) -> None:
     """Run the job engine inside this process (the embedded mode, DESIGN.md §1)."""
-    engine = engine_for(runtime, provider)
+    engine = engine_for(runtime, providers)
     stopping = anyio.Event()
     tasks = await stack.enter_async_context(anyio.create_task_group())
     # Runs before the task group exits: the engine stops claiming and drains its steps.

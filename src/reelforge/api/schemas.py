@@ -166,6 +166,10 @@ class RemixIn(BaseModel):
     prompt: str = Field(description="How the remix changes the video.")
 
 
+class RerunIn(BaseModel):
+    model: str = Field(description="The model to run the same prompt, size and length on.")
+
+
 class EstimateOut(BaseModel):
     provider: str
     model: str

@@ -19,6 +19,7 @@ from reelforge.api.schemas import (
     EventOut,
     Pagination,
     RemixIn,
+    RerunIn,
     VideoOut,
     VideoPage,
 )
@@ -96,7 +97,7 @@ async def estimate_video(
     checked = runtime.videos.check(await read_new_video(request, None, accepted=GUIDE_FIELDS))
     return Envelope(
         data=EstimateOut(
-            provider=runtime.videos.spec.name,
+            provider=runtime.videos.routes.spec_for(checked.model.name).name,
             model=checked.model.name,
             quality=checked.model.quality,
             size=checked.size,
@@ -189,6 +190,27 @@ async def remix_video(
     view, created = await runtime.videos.remix(
         account, video_id, body.prompt, idempotency_key, admit=admit
     )
+    if not created:
+        response.status_code = 200
+    return Envelope(data=VideoOut.of(view))
+
+
+@router.post(
+    "/{video_id}/rerun",
+    status_code=201,
+    responses=documented(400, 401, 404, 409, 422, 429),
+    summary="Run a video's prompt again on another model",
+)
+async def rerun_video(
+    video_id: str,
+    body: RerunIn,
+    response: Response,
+    account: CurrentAccount,
+    runtime: RuntimeDep,
+    _limit: CreateRateLimit,
+    idempotency_key: IdempotencyKey = None,
+) -> Envelope[VideoOut]:
+    view, created = await runtime.videos.rerun(account, video_id, body.model, idempotency_key)
     if not created:
         response.status_code = 200
     return Envelope(data=VideoOut.of(view))

@@ -57,7 +57,7 @@ def _preload(settings: Settings) -> None:
     paying seconds of imports each (what keeps /ready within its start-up budget)."""
     import reelforge.api.app
 
-    if settings.provider is ProviderName.EMULATOR:
+    if ProviderName.EMULATOR in settings.enabled_providers:
         import reelforge.emulator.app
         import reelforge.emulator.render  # noqa: F401
 
@@ -101,17 +101,17 @@ def worker(
 
 
 async def _work(settings: Settings, concurrency: int | None) -> None:
-    from reelforge.api.app import provider_for
+    from reelforge.api.app import providers_for
     from reelforge.runtime import open_runtime
     from reelforge.worker.runner import engine_for, run_until_signalled
 
     async with AsyncExitStack() as stack:
-        provider = provider_for(settings, stack)
-        runtime = open_runtime(settings, provider=provider)
+        providers = providers_for(settings, stack)
+        runtime = open_runtime(settings, providers=providers)
         stack.push_async_callback(runtime.close)
         if settings.is_embedded_database:
             await migrations.upgrade(settings.resolved_database_url)
-        engine = engine_for(runtime, provider, concurrency=concurrency)
+        engine = engine_for(runtime, providers, concurrency=concurrency)
         console.print(f"Reelforge worker {engine.owner} is running; Ctrl-C or SIGTERM drains it.")
         await run_until_signalled(engine)
 

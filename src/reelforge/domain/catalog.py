@@ -79,7 +79,7 @@ class ModelSpec:
     default_seconds: str
     features: frozenset[Feature]
     price_per_second: Mapping[Tier, Decimal]
-    quality: Quality
+    quality: Quality = Quality.STANDARD
     description: str = ""
 
     def tier(self, size: str) -> Tier:
@@ -195,6 +195,9 @@ SORA_ALIASES: Mapping[str, str] = {
 
 _SORA_MODELS = {spec.name: spec for spec in (SORA_2, SORA_2_PRO)}
 
+# The live vendors' models are facts about those vendors (docs/providers.md cites each one).
+from reelforge.domain.live_models import FAL, VEO  # noqa: E402  (they build on the classes above)
+
 PROVIDERS: Mapping[str, ProviderSpec] = {
     "emulator": ProviderSpec(
         name="emulator",
@@ -210,6 +213,8 @@ PROVIDERS: Mapping[str, ProviderSpec] = {
         default_model="sora-2",
         aliases=SORA_ALIASES,
     ),
+    "fal": FAL,
+    "veo": VEO,
 }
 
 

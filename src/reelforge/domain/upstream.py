@@ -102,6 +102,8 @@ class UpstreamVideo:
     remixed_from_video_id: str | None = None
     poll_after_ms: int | None = None
     """The provider's hint (`openai-poll-after-ms`) for when to look again, if it gave one."""
+    queue_position: int | None = None
+    """Where a queued job stands in the vendor's queue (0 is next), where the vendor says."""
 
     @property
     def is_terminal(self) -> bool:

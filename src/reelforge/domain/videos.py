@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from reelforge.domain.catalog import ModelSpec, ProviderSpec
+from reelforge.domain.catalog import Feature, ModelSpec, ProviderSpec
 from reelforge.domain.errors import InputError
 from reelforge.domain.states import JobState, VideoStatus
 from reelforge.domain.upstream import Variant
@@ -82,6 +82,13 @@ def video_request(
     checked = check_prompt(prompt, max_prompt_length)
     model_spec, chosen_size, chosen_seconds = spec.resolve(model, size, seconds, quality)
     return VideoRequest(prompt=checked, model=model_spec, size=chosen_size, seconds=chosen_seconds)
+
+
+def require_feature(model: ModelSpec, feature: Feature, field: str) -> None:
+    """An InputError naming `field` unless `model` can do `feature` (say, take an image)."""
+    if not model.supports(feature):
+        can = ", ".join(sorted(model.features)) or "text to video only"
+        raise InputError(field, f"{model.name} cannot do {feature.value} (it can do: {can})")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""Choosing the provider from settings, and mounting the built-in emulator in-process."""
+"""Building the configured providers from settings, and mounting the emulator in-process."""
 
 from __future__ import annotations
 
 import anyio
 import httpx2
 import openai
+from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from reelforge.domain import catalog
@@ -58,18 +59,58 @@ def emulator_provider(
     )
 
 
-def build_provider(
+def build_providers(
     settings: Settings,
     *,
     emulator_app: ASGIApp | None = None,
     emulator_api_key: str | None = None,
+) -> dict[str, Provider]:
+    """Every configured provider by name, the default first; the caller closes each one.
+
+    Raises SettingsError naming the first missing credential.
+    """
+    # Nothing connects when built, so one failing leaves nothing open.
+    return {
+        name.value: build_provider(
+            settings, name=name, emulator_app=emulator_app, emulator_api_key=emulator_api_key
+        )
+        for name in settings.enabled_providers
+    }
+
+
+def build_provider(
+    settings: Settings,
+    *,
+    name: ProviderName | None = None,
+    emulator_app: ASGIApp | None = None,
+    emulator_api_key: str | None = None,
 ) -> Provider:
-    """The provider `settings.provider` names; the caller owns it (`await provider.aclose()`).
+    """The provider `name` (default: `settings.provider`); the caller owns it
+    (`await provider.aclose()`).
 
     The emulator is passed in rather than imported: only the app factory and the CLI build
     it (DESIGN.md §2), with its own settings; pass `emulator_api_key` if those set a key.
     """
-    if settings.provider is ProviderName.EMULATOR:
+    name = name or settings.provider
+    # The vendors' modules load only when configured: google-genai alone takes seconds to import,
+    # which every process start (and /ready's start-up budget) would pay.
+    if name is ProviderName.FAL:
+        from reelforge.providers.fal import DEFAULT_BASE_URL as FAL_BASE_URL
+        from reelforge.providers.fal import FalProvider
+
+        return FalProvider(
+            api_key=_required(settings.fal_api_key, "fal", "FAL_KEY"),
+            base_url=settings.fal_base_url or FAL_BASE_URL,
+        )
+    if name is ProviderName.VEO:
+        from reelforge.providers.veo import DEFAULT_BASE_URL as GEMINI_BASE_URL
+        from reelforge.providers.veo import VeoProvider
+
+        return VeoProvider(
+            api_key=_required(settings.gemini_api_key, "veo", "GEMINI_API_KEY"),
+            base_url=settings.gemini_base_url or GEMINI_BASE_URL,
+        )
+    if name is ProviderName.EMULATOR:
         if emulator_app is None:
             raise ValueError("REELFORGE_PROVIDER=emulator needs the emulator app to mount")
         return emulator_provider(emulator_app, api_key=emulator_api_key or EMULATOR_API_KEY)
@@ -85,3 +126,9 @@ def build_provider(
         organization=settings.openai_organization,
         project=settings.openai_project,
     )
+
+
+def _required(key: SecretStr | None, provider: str, variable: str) -> str:
+    if key is None or not key.get_secret_value():
+        raise SettingsError(f"the {provider} provider needs an API key: set {variable}")
+    return key.get_secret_value()

@@ -29,6 +29,7 @@ from reelforge.domain.quotas import (
     month_start,
 )
 from reelforge.domain.records import VideoRecord
+from reelforge.domain.routing import Routes
 from reelforge.domain.states import JobState
 from reelforge.domain.upstream import ImageBytes, Variant
 from reelforge.domain.videos import (
@@ -41,6 +42,7 @@ from reelforge.domain.videos import (
     VideoRequest,
     VideoView,
     check_prompt,
+    require_feature,
     video_request,
 )
 from reelforge.services.lifecycle import Lifecycle
@@ -74,7 +76,7 @@ class Videos:
         self,
         database: Database,
         storage: Storage,
-        spec: ProviderSpec,
+        spec: ProviderSpec | Routes,
         lifecycle: Lifecycle,
         *,
         max_prompt_length: int,
@@ -83,7 +85,9 @@ class Videos:
         self._database = database
         self._lifecycle = lifecycle
         self._storage = storage
-        self.spec = spec
+        # One provider's catalog, or several configured at once and routed by model name.
+        self.routes = spec if isinstance(spec, Routes) else Routes({spec.name: spec}, spec.name)
+        self.spec = self.routes.default_spec
         self._max_prompt_length = max_prompt_length
         self.on_accepted = on_accepted
 
@@ -93,7 +97,7 @@ class Videos:
 
     def _checked(self, new: NewVideo) -> tuple[VideoRequest, ImageBytes | None]:
         request = video_request(
-            self.spec,
+            self.routes.spec_for(new.model),
             prompt=new.prompt,
             model=new.model,
             size=new.size,
@@ -103,8 +107,7 @@ class Videos:
         )
         if new.input_reference is None:
             return request, None
-        if not request.model.supports(Feature.IMAGE_INPUT):
-            raise InputError("input_reference", f"{request.model.name} takes no image input")
+        require_feature(request.model, Feature.IMAGE_INPUT, "input_reference")
         return request, check_reference(new.input_reference, request.width, request.height)
 
     async def create(
@@ -155,13 +158,14 @@ class Videos:
                 field="video_id",
             )
         request = video_request(
-            self.spec,
+            self.routes.provider(parent.provider),
             prompt=checked,
             model=parent.model,
             size=parent.size,
             seconds=parent.seconds,
             max_prompt_length=self._max_prompt_length,
         )
+        require_feature(request.model, Feature.REMIX, "video_id")
         video = replace(
             self._new_row(account, request, idempotency_key),
             remixed_from_video_id=parent.id,
@@ -170,6 +174,31 @@ class Videos:
         if admit is not None:
             await admit()
         return await self._accept(account, video, EventKind.REMIXED)
+
+    async def rerun(
+        self, account: Account, video_id: str, model: object, idempotency_key: str | None = None
+    ) -> tuple[VideoView, bool]:
+        """The same prompt, size and length as a video the caller can see, on another model
+        (routed to whichever provider makes it); a first-frame image goes along when the new
+        model takes one."""
+        if not isinstance(model, str) or not model:
+            raise InputError("model", "is required: the model to run the prompt on")
+        async with self._database.session() as session:
+            source = await queries.visible_video(session, video_id, _scope(account))
+        if source is None:
+            raise NotFoundError("video", video_id)
+        reference = None
+        if source.input_reference_key is not None:
+            reference = await self._storage.read(source.input_reference_key)
+        new = NewVideo(
+            prompt=source.prompt,
+            model=model,
+            size=source.size,
+            seconds=source.seconds,
+            input_reference=reference,
+            idempotency_key=idempotency_key,
+        )
+        return await self.create(account, new)
 
     async def get(self, account: Account, video_id: str) -> VideoView:
         async with self._database.reading() as connection:
@@ -294,7 +323,7 @@ class Videos:
         return VideoRecord(
             id=new_video_id(now),
             owner_id=account.id,
-            provider=self.spec.name,
+            provider=self.routes.spec_for(request.model.name).name,
             model=request.model.name,
             prompt=request.prompt,
             size=request.size,

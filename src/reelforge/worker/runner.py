@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from datetime import timedelta
 
 import anyio
@@ -21,14 +22,20 @@ DELIVERY_SECONDS = 2.0
 HOUSEKEEPING_SECONDS = 60.0
 
 
-def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None = None) -> Engine:
+def engine_for(
+    runtime: Runtime,
+    provider: Provider | Mapping[str, Provider],
+    *,
+    concurrency: int | None = None,
+) -> Engine:
     settings = runtime.settings
     jobs = Jobs(runtime.database)
+    providers = provider if isinstance(provider, Mapping) else {provider.name: provider}
     steps = Steps(
         runtime.lifecycle,
         jobs,
         runtime.storage,
-        provider,
+        providers,
         deadline=timedelta(minutes=settings.job_deadline_minutes),
         webhooks=settings.provider_webhook_secret is not None,
     )
@@ -51,7 +58,7 @@ def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None 
             lease=timedelta(seconds=settings.lease_seconds),
         ),
         provider_limiter=limiter,
-        provider_name=provider.name,
+        provider_name=next(iter(providers)),
         periodic=[
             Every(DELIVERY_SECONDS, runtime.deliverer.deliver_due),
             Every(HOUSEKEEPING_SECONDS, housekeeping.remove_stale_temporaries),

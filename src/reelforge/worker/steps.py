@@ -10,6 +10,7 @@ unknown, found upstream before anything is created again.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -51,7 +52,7 @@ class Steps:
         lifecycle: Lifecycle,
         jobs: Jobs,
         storage: Storage,
-        provider: Provider,
+        provider: Provider | Mapping[str, Provider],
         *,
         deadline: timedelta,
         webhooks: bool = False,
@@ -60,10 +61,17 @@ class Steps:
         self._lifecycle = lifecycle
         self._jobs = jobs
         self._storage = storage
-        self._provider = provider
+        # Several providers at once: each video is stepped by the one it names.
+        self._providers = provider if isinstance(provider, Mapping) else {provider.name: provider}
         self._deadline = deadline
         self._webhooks = webhooks
         self._rng = rng or random.Random()
+
+    def _for(self, video: VideoRecord) -> Provider:
+        provider = self._providers.get(video.provider)
+        if provider is None:
+            raise ProviderError(f"provider {video.provider!r} is not configured here", status=503)
+        return provider
 
     async def run(self, claim: Claim) -> StepResult:
         video = claim.video
@@ -80,7 +88,7 @@ class Steps:
             return await self._reconcile(claim, video)
         if video.job_state is JobState.DOWNLOADING:
             assert video.provider_video_id is not None
-            upstream = await self._provider.retrieve(video.provider_video_id)
+            upstream = await self._for(video).retrieve(video.provider_video_id)
             return await self._archive(claim, video, upstream)
         return await self._track(claim, video)
 
@@ -102,7 +110,7 @@ class Steps:
         )
         claim = await self._lifecycle.hold(claim, submitting)
         try:
-            upstream = await start_upstream(self._provider, self._storage, self._jobs, video)
+            upstream = await start_upstream(self._for(video), self._storage, self._jobs, video)
         except ProviderError as error:
             return await self._submit_failed(claim, error)
         return await self._adopt(claim, upstream)
@@ -119,7 +127,7 @@ class Steps:
     async def _reconcile(self, claim: Claim, video: VideoRecord) -> StepResult:
         """A create whose answer we never saw: adopt its job if upstream has it, else retry."""
         try:
-            found = await find_upstream(self._provider, self._jobs, video)
+            found = await find_upstream(self._for(video), self._jobs, video)
         except ProviderError as error:
             return await self._submit_failed(claim, error)
         if found is not None:
@@ -151,7 +159,7 @@ class Steps:
         assert video.provider_video_id is not None
         now = utcnow()
         try:
-            upstream = await self._provider.retrieve(video.provider_video_id)
+            upstream = await self._for(video).retrieve(video.provider_video_id)
         except ProviderError as error:
             if not error.retryable:
                 return await self._fail(claim, error.code or "upstream_error", str(error))
@@ -196,7 +204,7 @@ class Steps:
             expires_at=upstream.expires_at,
         )
         try:
-            downloaded = await archive.download_all(self._provider, self._storage, upstream)
+            downloaded = await archive.download_all(self._for(video), self._storage, upstream)
         except (ProviderError, StorageError) as error:
             return await self._archive_failed(claim, completion, upstream, error)
         try:
@@ -206,7 +214,7 @@ class Steps:
             archived = await archive.commit_all(self._storage, downloaded, completion)
         finally:
             await archive.discard(self._storage, downloaded)
-        price = self._provider.spec.model(video.model).price(video.size, video.seconds)
+        price = self._for(video).spec.model(video.model).price(video.size, video.seconds)
         finished = replace(
             archived,
             job_state=JobState.COMPLETED,
@@ -256,7 +264,7 @@ class Steps:
         """After a cancel or delete: drop the upstream job, and a deleted video's archive."""
         if video.provider_video_id is not None:
             try:
-                await self._provider.delete(video.provider_video_id)
+                await self._for(video).delete(video.provider_video_id)
             except ProviderError as error:
                 if error.status != 404:
                     # Upstream deletes only finished jobs (`video_not_ready`): come back later.

@@ -1,0 +1,1 @@
+"""Fakes of live vendors' wire protocols, served over loopback in the tests."""
