@@ -1,12 +1,13 @@
-"""Real `reelforge worker` processes for fault tests: their environment, start, signals, logs."""
+"""Real `reelforge worker` (and `serve`) processes for fault tests: environment, start, signals."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ class WorkerProcess:
 
     process: subprocess.Popen[bytes]
     log: Path
+    # Started as the leader of its own process group (`serve` forks granian's workers).
+    group: bool = False
 
     @property
     def pid(self) -> int:
@@ -44,8 +47,12 @@ class WorkerProcess:
         return text[-tail:]
 
     def kill(self) -> None:
-        """SIGKILL: no drain, no release, no clean-up; what an OOM killer or power cut does."""
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL (of its whole group if it leads one): no drain, no release, no clean-up;
+        what an OOM killer or power cut does."""
+        if self.group:
+            os.killpg(self.pid, signal.SIGKILL)
+        else:
+            self.process.send_signal(signal.SIGKILL)
 
     def terminate(self) -> None:
         """SIGTERM: what an orchestrator sends before it stops a container."""
@@ -78,10 +85,17 @@ class Workers:
     started: list[WorkerProcess] = field(default_factory=list)
 
     def start(
-        self, *, launcher: Path | None = None, extra_env: dict[str, str] | None = None
+        self,
+        *,
+        launcher: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        command: Sequence[str] = ("worker",),
+        group: bool = False,
     ) -> WorkerProcess:
+        """Start `reelforge <command>` (or `launcher`); `group` makes it lead its own process
+        group, so that `kill` takes its children too."""
         # The interpreter itself (not `uv run`), so the pid we signal is the worker's own.
-        program = [str(launcher)] if launcher else ["-m", "reelforge.cli.main", "worker"]
+        program = [str(launcher)] if launcher else ["-m", "reelforge.cli.main", *command]
         log = self.directory / f"worker-{len(self.started)}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
@@ -91,8 +105,9 @@ class Workers:
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                start_new_session=group,
             )
-        worker = WorkerProcess(process, log)
+        worker = WorkerProcess(process, log, group=group)
         self.started.append(worker)
         return worker
 
@@ -113,7 +128,32 @@ class Workers:
         for worker in self.started:
             if worker.alive():
                 worker.kill()
+            elif worker.group:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.kill()  # its children, should any have outlived it
             worker.process.wait(timeout=10)
+
+
+def _inherited() -> dict[str, str]:
+    """This process's environment without any Reelforge, OpenAI, AWS, database or Redis setting."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("REELFORGE_", "OPENAI_", "AWS_"))
+        and name not in ("DATABASE_URL", "REDIS_URL")
+    }
+
+
+def serve_environment(data_dir: Path) -> dict[str, str]:
+    """`reelforge serve` in the embedded default: SQLite, local files and the in-process
+    emulator, all under `data_dir`."""
+    return _inherited() | {
+        "REELFORGE_DATA_DIR": str(data_dir),
+        "REELFORGE_LEASE_SECONDS": str(LEASE_SECONDS),
+        "REELFORGE_LOG_FORMAT": "json",
+        "REELFORGE_LOG_LEVEL": "info",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def worker_environment(
@@ -125,13 +165,7 @@ def worker_environment(
     concurrency: int = 4,
 ) -> dict[str, str]:
     """A worker's environment: our database, storage and emulator, none of the developer's."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("REELFORGE_", "OPENAI_", "AWS_"))
-        and name not in ("DATABASE_URL", "REDIS_URL")
-    }
-    return inherited | {
+    return _inherited() | {
         "REELFORGE_DATA_DIR": str(data_dir),
         "REELFORGE_DATABASE_URL": database_url,
         "REELFORGE_STORAGE_URL": storage_url,
