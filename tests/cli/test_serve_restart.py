@@ -15,7 +15,7 @@ import pytest
 
 from reelforge.db import migrate
 from reelforge.emulator.server import free_port
-from reelforge.emulator.state import StateFile
+from reelforge.emulator.state import STATE_FILE, read_ledger
 from reelforge.emulator.store import LedgerEntry
 from reelforge.runtime import default_quota, open_runtime
 from reelforge.services.accounts import Accounts
@@ -80,11 +80,9 @@ def servers(site: Site, tmp_path: Path) -> Iterator[Workers]:
 
 def upstream_jobs(site: Site) -> list[LedgerEntry]:
     """The emulator's ledger as its state file holds it (readable while the server runs)."""
-    state = StateFile(site.data_dir / "emulator")
-    try:
-        return state.load().ledger
-    finally:
-        state.close()
+    if not (site.data_dir / "emulator" / STATE_FILE).exists():
+        return []
+    return read_ledger(site.data_dir / "emulator")
 
 
 def video_rows(site: Site) -> list[Row]:

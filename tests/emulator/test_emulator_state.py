@@ -17,7 +17,7 @@ from reelforge.emulator.app import create_emulator_app
 from reelforge.emulator.jobs import Renderer
 from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.emulator.service import Emulator
-from reelforge.emulator.state import STATE_FILE
+from reelforge.emulator.state import STATE_FILE, StateDirBusy, read_ledger
 from reelforge.emulator.store import Job
 from tests.emulator.helpers import API_KEY, cached_render, make_settings
 from tests.emulator.test_emulator_http import data_url, image
@@ -221,3 +221,14 @@ async def test_reset_and_the_ledger_limit_reach_the_state_file(tmp_path: Path) -
 
 def _by_variant(assets: RenderedAssets) -> dict[str, bytes]:
     return {variant: getattr(assets, variant) for variant in VARIANTS}
+
+
+async def test_one_emulator_at_a_time_has_a_state_dir(tmp_path: Path) -> None:
+    async with opened(tmp_path) as (_, http):
+        failed = (await http.post("/v1/videos", json={"prompt": "x [[fail]]"})).json()
+        with pytest.raises(StateDirBusy, match="in use"):
+            create_emulator_app(make_settings(state_dir=tmp_path), renderer=cached_render)
+        # Its ledger can still be read while it runs.
+        assert [entry.id for entry in read_ledger(tmp_path)] == [failed["id"]]
+    async with opened(tmp_path) as (_, http):
+        assert (await http.get(f"/v1/videos/{failed['id']}")).status_code == 200

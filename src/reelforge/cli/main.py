@@ -135,6 +135,7 @@ def emulator(
 
     from reelforge.emulator import server
     from reelforge.emulator.settings import ENV_PREFIX, EmulatorSettings
+    from reelforge.emulator.state import StateDirBusy, StateFile
 
     if state_dir is not None:
         # The server's factory reads its settings from the environment.
@@ -144,6 +145,12 @@ def emulator(
     except ValidationError as exc:
         console.print(f"[red]invalid emulator settings:\n{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
+    if settings.state_dir is not None:
+        try:
+            StateFile(settings.state_dir).close()
+        except StateDirBusy as exc:
+            console.print(f"[red]{exc}: another emulator is running on it.[/red]")
+            raise typer.Exit(2) from None
     kept = f"state in {settings.state_dir}" if settings.state_dir else "state in memory"
     console.print(
         f"The Reelforge emulator is serving the Videos API on [bold]http://{host}:{port}/v1[/bold]"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import sqlite3
 import threading
@@ -17,6 +19,7 @@ from reelforge.emulator.render import RenderSpec
 from reelforge.emulator.store import Character, Job, Kind, LedgerEntry, Status, sha256_hex
 
 STATE_FILE = "emulator.db"
+LOCK_FILE = "lock"
 ASSETS = "assets"
 
 _SCHEMA = """
@@ -38,6 +41,10 @@ _UNREFERENCED_BLOBS = (
 _DERIVED_FIELDS = frozenset({"model_spec", "tags", "spec"})
 
 
+class StateDirBusy(RuntimeError):
+    """Another emulator (in this or another process) has the state directory open."""
+
+
 @dataclass
 class Snapshot:
     """Everything read back from a state file, in creation order."""
@@ -54,10 +61,18 @@ class StateFile:
     WAL mode with `synchronous=NORMAL`: a committed write survives the process dying (kill -9)
     and never leaves the file half-written; only a power cut may lose the last commits.
     Writes after `close()` are dropped: the emulator is shutting down and answers 503.
+    One emulator at a time has a directory open (an advisory lock, released when its process
+    ends however it ends): two would each resume, and render, the same pending jobs.
     """
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self._owner = (directory / LOCK_FILE).open("a")
+        try:
+            fcntl.flock(self._owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._owner.close()
+            raise StateDirBusy(f"the emulator state in {directory} is in use") from None
         self.path = directory / STATE_FILE
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = sqlite3.connect(
@@ -72,6 +87,7 @@ class StateFile:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+                self._owner.close()  # releases the lock
 
     def _write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Run `statements` in one transaction."""
@@ -162,6 +178,15 @@ class StateFile:
             offset = db.execute("SELECT value FROM meta WHERE key = 'clock_offset'").fetchone()
         snapshot.clock_offset = float(offset[0]) if offset else 0.0
         return snapshot
+
+
+def read_ledger(directory: Path) -> list[LedgerEntry]:
+    """The ledger in a state directory, read-only: an emulator may be running on it."""
+    with contextlib.closing(
+        sqlite3.connect(f"{(directory / STATE_FILE).resolve().as_uri()}?mode=ro", uri=True)
+    ) as db:
+        rows = db.execute("SELECT data FROM ledger ORDER BY seq").fetchall()
+    return [_ledger_entry(json.loads(data)) for (data,) in rows]
 
 
 # --- rows -----------------------------------------------------------------------------------
