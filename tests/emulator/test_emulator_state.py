@@ -20,7 +20,7 @@ from reelforge.emulator.service import Emulator
 from reelforge.emulator.state import STATE_FILE, StateDirBusy, read_ledger
 from reelforge.emulator.store import Job
 from tests.emulator.helpers import API_KEY, cached_render, make_settings
-from tests.emulator.test_emulator_http import data_url, image
+from tests.emulator.test_emulator_http import data_url, image, wait_done
 
 pytestmark = pytest.mark.anyio
 
@@ -47,15 +47,6 @@ async def opened(
             yield app.state.emulator, http
     finally:
         app.state.emulator.close()
-
-
-async def settled(http: httpx2.AsyncClient, video_id: str) -> dict[str, Any]:
-    with anyio.fail_after(60):
-        while True:
-            video: dict[str, Any] = (await http.get(f"/v1/videos/{video_id}")).json()
-            if video["status"] in ("completed", "failed"):
-                return video
-            await anyio.sleep(0.02)
 
 
 async def job_where(emulator: Emulator, video_id: str, condition: Callable[[Job], bool]) -> Job:
@@ -86,7 +77,7 @@ async def test_a_reopened_state_has_every_job_ledger_row_character_and_asset(
             "/v1/videos",
             json={"prompt": PROMPT, "input_reference": {"image_url": data_url(reference)}},
         )
-        source = await settled(http, created.json()["id"])
+        source = await wait_done(http, created.json()["id"])
         assert source["status"] == "completed"
         # Failed jobs never render, yet carry their source's whole render spec.
         remix = await http.post(f"/v1/videos/{source['id']}/remix", json={"prompt": "x [[fail]]"})
@@ -95,7 +86,7 @@ async def test_a_reopened_state_has_every_job_ledger_row_character_and_asset(
             json={"prompt": "dusk [[fail]]", "video": {"id": source["id"]}, "seconds": "4"},
         )
         for answer in (remix, extension):
-            assert (await settled(http, answer.json()["id"]))["status"] == "failed"
+            assert (await wait_done(http, answer.json()["id"]))["status"] == "failed"
         assets = await contents(http, source["id"])
         character = await http.post(
             "/v1/videos/characters",
@@ -149,7 +140,7 @@ async def test_a_rendered_job_in_flight_resumes_on_its_wall_clock_without_render
         resumed = emulator.store.get(video["id"])
         assert resumed is not None
         assert resumed.started_at == started_at
-        assert (await settled(http, video["id"]))["status"] == "completed"
+        assert (await wait_done(http, video["id"]))["status"] == "completed"
         assert await contents(http, video["id"]) == _by_variant(cached_render(spec))
         rows = (await http.get("/_emulator/ledger")).json()["data"]
         assert [(row["id"], row["status"]) for row in rows] == [(video["id"], "completed")]
@@ -174,7 +165,7 @@ async def test_a_job_cut_off_mid_render_is_rendered_again_to_the_same_bytes(
     release.set()
 
     async with opened(tmp_path) as (emulator, http):
-        assert (await settled(http, video["id"]))["status"] == "completed"
+        assert (await wait_done(http, video["id"]))["status"] == "completed"
         assert emulator.store.get(video["id"]).started_at == started_at
         assert await contents(http, video["id"]) == _by_variant(cached_render(spec))
 
@@ -189,7 +180,7 @@ async def test_deleted_and_evicted_jobs_stay_gone_with_their_ledger_rows(tmp_pat
         ).json()
         second = (await http.post("/v1/videos", json={"prompt": "a quiet harbour"})).json()
         for video in (first, second):
-            assert (await settled(http, video["id"]))["status"] == "completed"
+            assert (await wait_done(http, video["id"]))["status"] == "completed"
         assert (await http.delete(f"/v1/videos/{first['id']}")).status_code == 200
         await http.post("/_emulator/clock", json={"advance_seconds": 7200})
 

@@ -212,7 +212,7 @@ def _job(data: dict[str, Any], spec: RenderSpec | None) -> Job:
     data["cost"] = Decimal(data["cost"])
     data["model_spec"] = provider("emulator").model(data["model_spec"])
     data["tags"] = parse_tags(data["prompt"])
-    return Job(**data, spec=spec)
+    return Job(**_known(Job, data), spec=spec)
 
 
 def _ledger_row(entry: LedgerEntry) -> tuple[str, tuple[Any, ...]]:
@@ -228,7 +228,14 @@ def _ledger_entry(data: dict[str, Any]) -> LedgerEntry:
     data["kind"] = Kind(data["kind"])
     data["status"] = Status(data["status"])
     data["cost"] = Decimal(data["cost"])
-    return LedgerEntry(**data)
+    return LedgerEntry(**_known(LedgerEntry, data))
+
+
+def _known(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` without keys `cls` has no field for: a file written by an older or newer version
+    loads, its missing fields taking their defaults."""
+    names = {item.name for item in dataclasses.fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
 
 
 def _spec_json(spec: RenderSpec | None, blobs: dict[str, bytes]) -> dict[str, Any] | None:
