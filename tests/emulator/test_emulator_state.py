@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -17,10 +18,11 @@ from reelforge.emulator.app import create_emulator_app
 from reelforge.emulator.jobs import Renderer
 from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.emulator.service import Emulator
-from reelforge.emulator.state import STATE_FILE, StateDirBusy, read_ledger
+from reelforge.emulator.state import STATE_FILE, StateDirBusy, StateFile, read_ledger
 from reelforge.emulator.store import Job
 from tests.emulator.helpers import API_KEY, cached_render, make_settings
 from tests.emulator.test_emulator_http import data_url, image, wait_done
+from tests.support.webhooks import receiving
 
 pytestmark = pytest.mark.anyio
 
@@ -223,3 +225,60 @@ async def test_one_emulator_at_a_time_has_a_state_dir(tmp_path: Path) -> None:
         assert [entry.id for entry in read_ledger(tmp_path)] == [failed["id"]]
     async with opened(tmp_path) as (_, http):
         assert (await http.get(f"/v1/videos/{failed['id']}")).status_code == 200
+
+
+async def test_a_webhook_delivery_cut_off_by_a_restart_goes_on_with_its_id(
+    tmp_path: Path,
+) -> None:
+    with receiving() as receiver:
+        receiver.statuses = [500, 500]
+        # The third attempt would come a minute later: the restart falls in that wait.
+        first = {"webhook_url": receiver.url, "webhook_retry_delays": [0.05, 60, 60]}
+        async with opened(tmp_path, **first) as (_, http):
+            failed = (await http.post("/v1/videos", json={"prompt": "x [[fail]]"})).json()
+            with anyio.fail_after(30):
+                while len(await _attempts(http)) < 2:
+                    await anyio.sleep(0.02)
+        assert len(receiver.webhook_ids()) == 2
+
+        again = {"webhook_url": receiver.url, "webhook_retry_delays": [0.05, 0.05, 0.05]}
+        async with opened(tmp_path, **again) as (_, http):
+            with anyio.fail_after(30):
+                while len(await _attempts(http)) < 3:
+                    await anyio.sleep(0.02)
+            (delivery,) = (await http.get("/_emulator/webhooks")).json()["data"]
+    assert delivery["state"] == "delivered"
+    assert delivery["video_id"] == failed["id"]
+    assert len(set(receiver.webhook_ids())) == 1  # the same webhook-id every time
+    bodies = {body for _, body in receiver.received}
+    assert len(bodies) == 1  # the same event
+
+
+async def test_a_job_finished_before_its_event_was_prepared_gets_it_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path) as (_, http):
+        failed = (await http.post("/v1/videos", json={"prompt": "x [[fail]]"})).json()
+        assert (await wait_done(http, failed["id"]))["status"] == "failed"
+    # The process died between recording the job's end and preparing its event.
+    state = StateFile(tmp_path)
+    (job,) = state.load().jobs
+    assert job.notified  # with no webhook URL, there was nothing to send
+    job.notified = False
+    state.save(job, None)
+    state.close()
+
+    with receiving() as receiver:
+        async with opened(tmp_path, webhook_url=receiver.url) as (emulator, _):
+            with anyio.fail_after(30):
+                while not receiver.received:
+                    await anyio.sleep(0.02)
+            assert emulator.store.get(failed["id"]).notified
+        ((_, body),) = receiver.received
+    assert json.loads(body)["data"] == {"id": failed["id"]}
+    assert json.loads(body)["type"] == "video.failed"
+
+
+async def _attempts(http: httpx2.AsyncClient) -> list[Any]:
+    deliveries = (await http.get("/_emulator/webhooks")).json()["data"]
+    return [attempt for delivery in deliveries for attempt in delivery["attempts"]]

@@ -15,7 +15,7 @@ from reelforge.emulator.faults import fail_message
 from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.emulator.store import EmulatorClock, Job, JobStore, Status, sha256_hex
-from reelforge.emulator.webhooks import WebhookSender
+from reelforge.emulator.webhooks import Delivery, WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class Engine:
             self._finish_failed(job, "internal_error", fail_message("internal_error"))
         if generation != self._generation or self.store.get(job.id) is not job:
             return  # reset or deleted meanwhile: nobody is waiting for this job any more
-        await self._notify(job)
+        self.notify(job)
 
     def _begin(self, job: Job) -> None:
         with self.store.lock:
@@ -258,12 +258,20 @@ class Engine:
             job.finished_at = int(self.clock.now())
             self.store.save(job)
 
-    async def _notify(self, job: Job) -> None:
-        if not self.webhooks.enabled:
-            return
-        event_type = "video.completed" if job.status == Status.COMPLETED else "video.failed"
-        drop = job.tags.no_webhook or self.drop_webhooks()
-        delivery = self.webhooks.prepare(event_type, job.id, int(self.clock.now()), drop=drop)
+    def notify(self, job: Job) -> None:
+        """Send the finished `job`'s event; then the job is marked notified, so that one
+        finished just before a restart gets its event after it."""
+        if self.webhooks.enabled:
+            event_type = "video.completed" if job.status == Status.COMPLETED else "video.failed"
+            drop = job.tags.no_webhook or self.drop_webhooks()
+            delivery = self.webhooks.prepare(event_type, job.id, int(self.clock.now()), drop=drop)
+            self.redeliver(delivery)
+        with self.store.lock:
+            job.notified = True
+            self.store.save(job)
+
+    def redeliver(self, delivery: Delivery) -> None:
+        """Deliver (or go on delivering, after a restart) `delivery`."""
         self._call(self.webhooks.deliver(delivery))
 
     # --- eviction -------------------------------------------------------------------------

@@ -142,7 +142,7 @@ class Emulator:
         self.assets = AssetStore(asset_dir)
         self.faults = FaultState(settings)
         self.stats = Stats()
-        self.webhooks = WebhookSender(settings)
+        self.webhooks = WebhookSender(settings, self.state)
         self.engine = Engine(
             settings,
             self.store,
@@ -152,9 +152,14 @@ class Emulator:
             renderer,
             drop_webhooks=lambda: self.faults.current().drop_webhooks,
         )
+        # From the state file: everything goes on where it was.
+        for delivery in self.webhooks.unfinished():
+            self.engine.redeliver(delivery)
         for job in self.store.ordered(descending=False):
-            if job.pending:  # from the state file: it goes on where it was
+            if job.pending:
                 self.engine.submit(job)
+            elif not job.notified:
+                self.engine.notify(job)
 
     def close(self) -> None:
         self.engine.close()

@@ -1,4 +1,4 @@
-"""The emulator's durable state: jobs, ledger, characters and clock in one SQLite file."""
+"""The emulator's durable state: jobs, ledger, characters, webhooks and clock in one SQLite file."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from reelforge.domain.catalog import provider
 from reelforge.emulator.faults import parse_tags
 from reelforge.emulator.render import RenderSpec
 from reelforge.emulator.store import Character, Job, Kind, LedgerEntry, Status, sha256_hex
+from reelforge.emulator.webhooks import Delivery
 
 STATE_FILE = "emulator.db"
 LOCK_FILE = "lock"
@@ -31,6 +32,9 @@ CREATE TABLE IF NOT EXISTS ledger (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, da
 CREATE TABLE IF NOT EXISTS characters (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY, webhook_id TEXT NOT NULL UNIQUE, data TEXT NOT NULL
+);
 """
 # Reference images are kept once each, however many derived jobs' specs carry them.
 _UNREFERENCED_BLOBS = (
@@ -143,6 +147,32 @@ class StateFile:
             [("INSERT OR REPLACE INTO meta (key, value) VALUES ('clock_offset', ?)", (offset,))]
         )
 
+    def save_delivery(self, delivery: Delivery, *, keep: int) -> None:
+        """A webhook delivery and its attempts so far; only the newest `keep` are kept."""
+        data = json.dumps(dataclasses.asdict(delivery))
+        self._write(
+            [
+                (
+                    "INSERT INTO deliveries (webhook_id, data) VALUES (?, ?) "
+                    "ON CONFLICT (webhook_id) DO UPDATE SET data = excluded.data",
+                    (delivery.webhook_id, data),
+                ),
+                (
+                    "DELETE FROM deliveries WHERE seq <= (SELECT max(seq) FROM deliveries) - ?",
+                    (keep,),
+                ),
+            ]
+        )
+
+    def deliveries(self, newest: int) -> list[Delivery]:
+        """The `newest` webhook deliveries, oldest first."""
+        with self._lock:
+            assert self._db is not None, "the state file is closed"
+            rows = self._db.execute(
+                "SELECT data FROM deliveries ORDER BY seq DESC LIMIT ?", (newest,)
+            ).fetchall()
+        return [Delivery(**_known(Delivery, json.loads(data))) for (data,) in reversed(rows)]
+
     def clear(self) -> None:
         self._write(
             [
@@ -151,6 +181,7 @@ class StateFile:
                 ("DELETE FROM characters", ()),
                 ("DELETE FROM blobs", ()),
                 ("DELETE FROM meta", ()),
+                ("DELETE FROM deliveries", ()),
             ]
         )
 

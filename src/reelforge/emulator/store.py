@@ -116,6 +116,8 @@ class Job:
     error_message: str | None = None
     asset_sizes: dict[str, int] = field(default_factory=dict)
     asset_sha256: dict[str, str] = field(default_factory=dict)
+    # Its webhook event was prepared (or there was none to send).
+    notified: bool = False
     # The Video object as the create call answers it, taken before the render starts: a
     # fast (or cached) render must not make a create answer anything but `queued`.
     created_view: dict[str, Any] = field(default_factory=dict)
