@@ -3,11 +3,12 @@ logs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ class WorkerProcess:
 
     process: subprocess.Popen[bytes]
     log: Path
+    # Started as the leader of its own process group (`serve` forks granian's workers).
+    group: bool = False
 
     @property
     def pid(self) -> int:
@@ -48,8 +51,12 @@ class WorkerProcess:
         return text[-tail:]
 
     def kill(self) -> None:
-        """SIGKILL: no drain, no release, no clean-up; what an OOM killer or power cut does."""
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL (of its whole group if it leads one): no drain, no release, no clean-up;
+        what an OOM killer or power cut does."""
+        if self.group:
+            os.killpg(self.pid, signal.SIGKILL)
+        else:
+            self.process.send_signal(signal.SIGKILL)
 
     def terminate(self) -> None:
         """SIGTERM: what an orchestrator sends before it stops a container."""
@@ -82,10 +89,17 @@ class Workers:
     started: list[WorkerProcess] = field(default_factory=list)
 
     def start(
-        self, *, launcher: Path | None = None, extra_env: dict[str, str] | None = None
+        self,
+        *,
+        launcher: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        command: Sequence[str] = ("worker",),
+        group: bool = False,
     ) -> WorkerProcess:
+        """Start `reelforge <command>` (or `launcher`); `group` makes it lead its own process
+        group, so that `kill` takes its children too."""
         # The interpreter itself (not `uv run`), so the pid we signal is the worker's own.
-        program = [str(launcher)] if launcher else ["-m", "reelforge.cli.main", "worker"]
+        program = [str(launcher)] if launcher else ["-m", "reelforge.cli.main", *command]
         log = self.directory / f"worker-{len(self.started)}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
@@ -95,8 +109,9 @@ class Workers:
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                start_new_session=group,
             )
-        worker = WorkerProcess(process, log)
+        worker = WorkerProcess(process, log, group=group)
         self.started.append(worker)
         return worker
 
@@ -117,7 +132,16 @@ class Workers:
         for worker in self.started:
             if worker.alive():
                 worker.kill()
+            elif worker.group:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.kill()  # its children, should any have outlived it
             worker.process.wait(timeout=10)
+
+
+def serve_environment(data_dir: Path) -> dict[str, str]:
+    """`reelforge serve` in the embedded default (SQLite, local files and the in-process
+    emulator, all under `data_dir`), with the fault tests' short lease."""
+    return server_environment(data_dir, LEASE_SECONDS=str(LEASE_SECONDS), LOG_LEVEL="info")
 
 
 def worker_environment(

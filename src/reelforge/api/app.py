@@ -98,8 +98,20 @@ def providers_for(settings: Settings, stack: AsyncExitStack) -> dict[str, Provid
     if ProviderName.EMULATOR not in settings.enabled_providers:
         return build_providers(settings)
     from reelforge.emulator.app import create_emulator_app
+    from reelforge.emulator.settings import EmulatorSettings
+    from reelforge.emulator.state import StateDirBusy
 
-    emulator = create_emulator_app()
+    emulator_settings = EmulatorSettings()
+    if emulator_settings.state_dir is None:
+        # Its jobs outlive this process, as a vendor's do: a restart resumes every video.
+        emulator_settings.state_dir = settings.data_dir / "emulator"
+    try:
+        emulator = create_emulator_app(emulator_settings)
+    except StateDirBusy as busy:
+        # Another process on this data directory (`serve` beside `worker`) has it.
+        log.warning("the in-process emulator keeps its state in memory", reason=str(busy))
+        emulator_settings.state_dir = None
+        emulator = create_emulator_app(emulator_settings)
     # A mounted app gets no lifespan of its own: its shutdown is ours.
     stack.callback(emulator.state.emulator.close)
     return build_providers(settings, emulator_app=emulator)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -120,21 +122,39 @@ async def _work(settings: Settings, concurrency: int | None) -> None:
 def emulator(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 4010,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep jobs, ledger and assets here across restarts "
+            "(REELFORGE_EMULATOR_STATE_DIR); unset: in memory."
+        ),
+    ] = None,
 ) -> None:
     """Run the built-in Sora-protocol emulator on its own (settings: REELFORGE_EMULATOR_*)."""
     from pydantic import ValidationError
 
     from reelforge.emulator import server
-    from reelforge.emulator.settings import EmulatorSettings
+    from reelforge.emulator.settings import ENV_PREFIX, EmulatorSettings
+    from reelforge.emulator.state import StateDirBusy, StateFile
 
+    if state_dir is not None:
+        # The server's factory reads its settings from the environment.
+        os.environ[f"{ENV_PREFIX}STATE_DIR"] = str(state_dir)
     try:
-        EmulatorSettings()
+        settings = EmulatorSettings()
     except ValidationError as exc:
         console.print(f"[red]invalid emulator settings:\n{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
+    if settings.state_dir is not None:
+        try:
+            StateFile(settings.state_dir).close()
+        except StateDirBusy as exc:
+            console.print(f"[red]{exc}: another emulator is running on it.[/red]")
+            raise typer.Exit(2) from None
+    kept = f"state in {settings.state_dir}" if settings.state_dir else "state in memory"
     console.print(
         f"The Reelforge emulator is serving the Videos API on [bold]http://{host}:{port}/v1[/bold]"
-        " (docs/emulator.md)"
+        f" ({kept}; docs/emulator.md)"
     )
     server.serve(host, port)
 

@@ -245,7 +245,8 @@ def _videos_router(emulator: Emulator) -> APIRouter:
             variant = Variant(raw_variant)
         except ValueError:
             raise choice_error("variant", raw_variant, tuple(Variant)) from None
-        job, data = emulator.content(video_id, variant)
+        # Off the loop: with a state or asset directory, the bytes are read from a file.
+        job, data = await anyio.to_thread.run_sync(emulator.content, video_id, variant)
         faults = emulator.faults.current()
         return content_response(
             data,

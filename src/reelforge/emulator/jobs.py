@@ -10,11 +10,12 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from reelforge.emulator.assets import AssetStore
 from reelforge.emulator.faults import fail_message
 from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.emulator.settings import EmulatorSettings
-from reelforge.emulator.store import AssetStore, EmulatorClock, Job, JobStore, Status, sha256_hex
-from reelforge.emulator.webhooks import WebhookSender
+from reelforge.emulator.store import EmulatorClock, Job, JobStore, Status, sha256_hex
+from reelforge.emulator.webhooks import Delivery, WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -172,19 +173,27 @@ class Engine:
             self._finish_failed(job, "internal_error", fail_message("internal_error"))
         if generation != self._generation or self.store.get(job.id) is not job:
             return  # reset or deleted meanwhile: nobody is waiting for this job any more
-        await self._notify(job)
+        self.notify(job)
 
     def _begin(self, job: Job) -> None:
         with self.store.lock:
+            if job.started_at is not None:
+                return  # resumed after a restart: its latency runs from the first start
             job.status = Status.IN_PROGRESS
-            job.started_monotonic = time.monotonic()
-            self.store.sync_ledger(job)
+            job.started_at = time.time()
+            self.store.save(job)
+
+    async def _wait_latency(self, job: Job) -> None:
+        assert job.started_at is not None
+        remaining = job.latency_seconds - (time.time() - job.started_at)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     async def _fail_after_latency(self, job: Job) -> None:
         # Failures need no render slot: they surface after the job was seen in progress.
-        self._begin(job)
         job.render_fraction = 1.0
-        await asyncio.sleep(job.latency_seconds)
+        self._begin(job)
+        await self._wait_latency(job)
         assert job.planned_failure is not None
         self._finish_failed(job, job.planned_failure, fail_message(job.planned_failure))
 
@@ -210,32 +219,33 @@ class Engine:
             except RenderCancelled:
                 return None
 
-        assets = await loop.run_in_executor(self._pool, work)
-        if assets is None:
-            return
-        job.render_fraction = 1.0
-        assert job.started_monotonic is not None
-        remaining = job.latency_seconds - (time.monotonic() - job.started_monotonic)
-        if remaining > 0:
-            await asyncio.sleep(remaining)
+        if job.render_fraction < 1.0 or not self.assets.has(job.id):
+            assets = await loop.run_in_executor(self._pool, work)
+            if assets is None:
+                return
+            # Stored and recorded as rendered at once: after a restart, only the rest of the
+            # latency is left.
+            self.assets.put(job.id, assets)
+            with self.store.lock:
+                job.render_fraction = 1.0
+                job.asset_sizes = {
+                    "video": len(assets.video),
+                    "thumbnail": len(assets.thumbnail),
+                    "spritesheet": len(assets.spritesheet),
+                }
+                job.asset_sha256 = {"video": sha256_hex(assets.video)}
+                self.store.save(job)
+        await self._wait_latency(job)
         if generation != self._generation or self.store.get(job.id) is not job:
             return
-        self.assets.put(job.id, assets)
         now = int(self.clock.now())
         with self.store.lock:
-            job.asset_sizes = {
-                "video": len(assets.video),
-                "thumbnail": len(assets.thumbnail),
-                "spritesheet": len(assets.spritesheet),
-            }
-            digest = sha256_hex(assets.video)
-            job.asset_sha256 = {"video": digest}
-            self.store.by_video_sha256[digest] = job.id
+            self.store.by_video_sha256[job.asset_sha256["video"]] = job.id
             job.status = Status.COMPLETED
             job.completed_at = now
             job.finished_at = now
             job.expires_at = now + job.ttl_seconds
-            self.store.sync_ledger(job)
+            self.store.save(job)
 
     def _finish_failed(self, job: Job, code: str, message: str) -> None:
         with self.store.lock:
@@ -246,14 +256,22 @@ class Engine:
             # Failed jobs have no content; they stay listed as long as a completed one would.
             job.expires_at = None
             job.finished_at = int(self.clock.now())
-            self.store.sync_ledger(job)
+            self.store.save(job)
 
-    async def _notify(self, job: Job) -> None:
-        if not self.webhooks.enabled:
-            return
-        event_type = "video.completed" if job.status == Status.COMPLETED else "video.failed"
-        drop = job.tags.no_webhook or self.drop_webhooks()
-        delivery = self.webhooks.prepare(event_type, job.id, int(self.clock.now()), drop=drop)
+    def notify(self, job: Job) -> None:
+        """Send the finished `job`'s event; then the job is marked notified, so that one
+        finished just before a restart gets its event after it."""
+        if self.webhooks.enabled:
+            event_type = "video.completed" if job.status == Status.COMPLETED else "video.failed"
+            drop = job.tags.no_webhook or self.drop_webhooks()
+            delivery = self.webhooks.prepare(event_type, job.id, int(self.clock.now()), drop=drop)
+            self.redeliver(delivery)
+        with self.store.lock:
+            job.notified = True
+            self.store.save(job)
+
+    def redeliver(self, delivery: Delivery) -> None:
+        """Deliver (or go on delivering, after a restart) `delivery`."""
         self._call(self.webhooks.deliver(delivery))
 
     # --- eviction -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from reelforge.domain.catalog import (
     ProviderSpec,
     provider,
 )
+from reelforge.emulator.assets import AssetStore
 from reelforge.emulator.bodies import (
     Body,
     Upload,
@@ -41,8 +42,8 @@ from reelforge.emulator.jobs import Engine, EngineClosed, Renderer
 from reelforge.emulator.references import check_image, reference_bytes
 from reelforge.emulator.render import RenderSpec
 from reelforge.emulator.settings import EmulatorSettings
+from reelforge.emulator.state import ASSETS, StateFile
 from reelforge.emulator.store import (
-    AssetStore,
     Character,
     EmulatorClock,
     Job,
@@ -131,12 +132,17 @@ class Emulator:
     def __init__(self, settings: EmulatorSettings, renderer: Renderer) -> None:
         self.settings = settings
         self.catalog: ProviderSpec = provider("emulator")
+        self.state = StateFile(settings.state_dir) if settings.state_dir is not None else None
+        self.store = JobStore(settings.ledger_limit, self.state)
         self.clock = EmulatorClock()
-        self.store = JobStore(settings.ledger_limit)
-        self.assets = AssetStore(settings.asset_dir)
+        self.clock.offset = self.store.clock_offset
+        asset_dir = settings.asset_dir
+        if asset_dir is None and settings.state_dir is not None:
+            asset_dir = settings.state_dir / ASSETS
+        self.assets = AssetStore(asset_dir)
         self.faults = FaultState(settings)
         self.stats = Stats()
-        self.webhooks = WebhookSender(settings)
+        self.webhooks = WebhookSender(settings, self.state)
         self.engine = Engine(
             settings,
             self.store,
@@ -146,9 +152,19 @@ class Emulator:
             renderer,
             drop_webhooks=lambda: self.faults.current().drop_webhooks,
         )
+        # From the state file: everything goes on where it was.
+        for delivery in self.webhooks.unfinished():
+            self.engine.redeliver(delivery)
+        for job in self.store.ordered(descending=False):
+            if job.pending:
+                self.engine.submit(job)
+            elif not job.notified:
+                self.engine.notify(job)
 
     def close(self) -> None:
         self.engine.close()
+        if self.state is not None:
+            self.state.close()
 
     # --- creating jobs --------------------------------------------------------------------
 
@@ -501,8 +517,7 @@ class Emulator:
                 "video", "Invalid file format for 'video'. Supported formats are: 'video/mp4'."
             )
         character = Character(id=new_character_id(), name=name, created_at=int(self.clock.now()))
-        with self.store.lock:
-            self.store.characters[character.id] = character
+        self.store.add_character(character)
         return character
 
     def get_character(self, character_id: str) -> Character:
@@ -526,6 +541,7 @@ class Emulator:
 
     def advance_clock(self, seconds: float) -> int:
         self.clock.advance(seconds)
+        self.store.save_clock(self.clock.offset)
         return self.engine.sweep()
 
     def overview(self) -> dict[str, Any]:

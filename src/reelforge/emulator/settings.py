@@ -67,7 +67,7 @@ class EmulatorSettings(BaseSettings):
     evict_after_seconds: int = Field(
         default=3600,
         ge=0,
-        description="Grace after `expires_at` before a job and its assets are dropped from memory.",
+        description="Grace after `expires_at` before a job and its assets are dropped.",
     )
     janitor_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often expired jobs are looked for."
@@ -95,6 +95,11 @@ class EmulatorSettings(BaseSettings):
     asset_dir: Path | None = Field(
         default=None,
         description="Keep finished assets in this directory instead of in memory.",
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description="Keep jobs, ledger, characters and assets here, across restarts; "
+        "unset keeps everything in memory.",
     )
 
     # --- faults (the runtime copy can be changed with PUT /_emulator/faults) -----------------

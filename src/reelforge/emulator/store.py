@@ -1,11 +1,9 @@
-"""In-memory state: jobs and their lifecycle fields, characters, the ledger and asset storage."""
+"""The emulator's state: jobs and their lifecycle fields, characters and the ledger."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -13,12 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reelforge.domain.catalog import ModelSpec
 from reelforge.emulator.faults import PromptTags
-from reelforge.emulator.render import RenderedAssets, RenderSpec
+from reelforge.emulator.render import RenderSpec
+
+if TYPE_CHECKING:
+    from reelforge.emulator.state import StateFile
 
 
 class Status(StrEnum):
@@ -61,7 +61,7 @@ class EmulatorClock:
     """Wall-clock seconds, shiftable forward by operators and tests (`POST /_emulator/clock`).
 
     Only the protocol's timestamps (`created_at`, `completed_at`, `expires_at`) and expiry use
-    it; latencies use the monotonic clock and webhook signatures the real one.
+    it; latencies and webhook signatures use the real one.
     """
 
     def __init__(self) -> None:
@@ -104,8 +104,10 @@ class Job:
     ttl_seconds: int
     planned_failure: str | None
     status: Status = Status.QUEUED
+    # 1.0 once the assets are rendered and stored, possibly before the latency has passed.
     render_fraction: float = 0.0
-    started_monotonic: float | None = None
+    # Wall-clock (not the emulator clock): the latency counts on across a restart.
+    started_at: float | None = None
     failed_progress: int = 0
     completed_at: int | None = None
     finished_at: int | None = None
@@ -114,6 +116,8 @@ class Job:
     error_message: str | None = None
     asset_sizes: dict[str, int] = field(default_factory=dict)
     asset_sha256: dict[str, str] = field(default_factory=dict)
+    # Its webhook event was prepared (or there was none to send).
+    notified: bool = False
     # The Video object as the create call answers it, taken before the render starts: a
     # fast (or cached) render must not make a create answer anything but `queued`.
     created_view: dict[str, Any] = field(default_factory=dict)
@@ -130,8 +134,8 @@ class Job:
         if self.status == Status.FAILED:
             return self.failed_progress
         # In progress: the render's own progress, held back by the configured minimum latency.
-        started = self.started_monotonic or time.monotonic()
-        elapsed = time.monotonic() - started
+        now = time.time()
+        elapsed = max(0.0, now - (self.started_at or now))
         time_fraction = min(1.0, elapsed / self.latency_seconds) if self.latency_seconds else 1.0
         fraction = min(self.render_fraction, time_fraction)
         return max(1, min(99, int(fraction * 100)))
@@ -215,79 +219,39 @@ class LedgerEntry:
         }
 
 
-class AssetStore:
-    """Finished videos, thumbnails and spritesheets: in memory, or files in a directory."""
-
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
-        self._memory: dict[str, dict[Variant, bytes]] = {}
-        self._lock = threading.Lock()
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-
-    def _path(self, video_id: str, variant: Variant) -> Path:
-        assert self.directory is not None
-        return self.directory / video_id / f"{variant.value}.{variant.extension}"
-
-    def put(self, video_id: str, assets: RenderedAssets) -> None:
-        by_variant = {
-            Variant.VIDEO: assets.video,
-            Variant.THUMBNAIL: assets.thumbnail,
-            Variant.SPRITESHEET: assets.spritesheet,
-        }
-        if self.directory is None:
-            with self._lock:
-                self._memory[video_id] = by_variant
-            return
-        for variant, data in by_variant.items():
-            path = self._path(video_id, variant)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(path.suffix + ".part")
-            temporary.write_bytes(data)
-            os.replace(temporary, path)  # readers never see half a file
-
-    def get(self, video_id: str, variant: Variant) -> bytes | None:
-        if self.directory is None:
-            with self._lock:
-                return self._memory.get(video_id, {}).get(variant)
-        try:
-            return self._path(video_id, variant).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def delete(self, video_id: str) -> None:
-        if self.directory is None:
-            with self._lock:
-                self._memory.pop(video_id, None)
-            return
-        shutil.rmtree(self.directory / video_id, ignore_errors=True)
-
-    def clear(self) -> None:
-        if self.directory is None:
-            with self._lock:
-                self._memory.clear()
-            return
-        for child in self.directory.iterdir():
-            if child.is_dir() and child.name.startswith("video_"):
-                shutil.rmtree(child, ignore_errors=True)
-
-    def bytes_held(self) -> int:
-        with self._lock:
-            return sum(len(data) for assets in self._memory.values() for data in assets.values())
-
-
 class JobStore:
-    """Jobs by id in creation order, characters, and the ledger; every access holds the lock."""
+    """Jobs by id in creation order, characters, and the ledger; every access holds the lock.
 
-    def __init__(self, ledger_limit: int) -> None:
+    With a state file, every change is written to it before the method returns, and the store
+    starts from what the file holds.
+    """
+
+    def __init__(self, ledger_limit: int, state: StateFile | None = None) -> None:
         self.lock = threading.RLock()
         self.ledger_limit = ledger_limit
+        self.state = state
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.characters: dict[str, Character] = {}
         self.ledger: OrderedDict[str, LedgerEntry] = OrderedDict()
         # sha256 of a finished video's bytes -> its id, so uploading a video we made finds it.
         self.by_video_sha256: dict[str, str] = {}
         self._seq = 0
+        self.clock_offset = 0.0
+        if state is not None:
+            self._load(state)
+
+    def _load(self, state: StateFile) -> None:
+        snapshot = state.load()
+        self.jobs.update((job.id, job) for job in snapshot.jobs)
+        self.ledger.update((entry.id, entry) for entry in snapshot.ledger)
+        self.characters.update((character.id, character) for character in snapshot.characters)
+        for job in snapshot.jobs:
+            digest = job.asset_sha256.get("video")
+            if digest is not None:
+                self.by_video_sha256.setdefault(digest, job.id)
+        seqs = [job.seq for job in snapshot.jobs] + [entry.seq for entry in snapshot.ledger]
+        self._seq = max(seqs, default=0)
+        self.clock_offset = snapshot.clock_offset
 
     def next_seq(self) -> int:
         with self.lock:
@@ -297,7 +261,7 @@ class JobStore:
     def add(self, job: Job) -> None:
         with self.lock:
             self.jobs[job.id] = job
-            self.ledger[job.id] = LedgerEntry(
+            entry = LedgerEntry(
                 id=job.id,
                 seq=job.seq,
                 kind=job.kind,
@@ -310,20 +274,27 @@ class JobStore:
                 source_id=job.source_id,
                 prompt=job.prompt,
             )
+            self.ledger[job.id] = entry
+            dropped = []
             while len(self.ledger) > self.ledger_limit:
-                self.ledger.popitem(last=False)
+                dropped.append(self.ledger.popitem(last=False)[0])
+            if self.state is not None:
+                self.state.add(job, entry, dropped)
 
     def get(self, video_id: str) -> Job | None:
         with self.lock:
             return self.jobs.get(video_id)
 
-    def sync_ledger(self, job: Job) -> None:
+    def save(self, job: Job) -> None:
+        """Record a change of `job`'s lifecycle fields, in its ledger row too."""
         with self.lock:
             entry = self.ledger.get(job.id)
             if entry is not None:
                 entry.status = job.status
                 entry.completed_at = job.completed_at
                 entry.error_code = job.error_code
+            if self.state is not None and self.jobs.get(job.id) is job:
+                self.state.save(job, entry)
 
     def remove(self, video_id: str, *, evicted: bool) -> Job | None:
         with self.lock:
@@ -341,7 +312,21 @@ class JobStore:
             if entry is not None:
                 entry.deleted = entry.deleted or not evicted
                 entry.evicted = entry.evicted or evicted
+            if self.state is not None:
+                self.state.remove(video_id, entry)
             return job
+
+    def add_character(self, character: Character) -> None:
+        with self.lock:
+            self.characters[character.id] = character
+            if self.state is not None:
+                self.state.add_character(character)
+
+    def save_clock(self, offset: float) -> None:
+        with self.lock:
+            self.clock_offset = offset
+            if self.state is not None:
+                self.state.save_clock(offset)
 
     def ordered(self, *, descending: bool) -> list[Job]:
         with self.lock:
@@ -364,6 +349,8 @@ class JobStore:
             self.characters.clear()
             self.ledger.clear()
             self.by_video_sha256.clear()
+            if self.state is not None:
+                self.state.clear()
 
 
 def sha256_hex(data: bytes) -> str:

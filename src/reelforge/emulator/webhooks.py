@@ -10,12 +10,15 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from standardwebhooks import Webhook
 
 from reelforge.emulator.settings import EmulatorSettings
+
+if TYPE_CHECKING:
+    from reelforge.emulator.state import StateFile
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +66,13 @@ class Delivery:
 class WebhookSender:
     """Sends events from the engine's loop, retrying on a bounded schedule."""
 
-    def __init__(self, settings: EmulatorSettings) -> None:
+    def __init__(self, settings: EmulatorSettings, state: StateFile | None = None) -> None:
         self.settings = settings
+        self.state = state
         self._deliveries: deque[Delivery] = deque(maxlen=_KEPT_DELIVERIES)
         self._lock = threading.Lock()
+        if state is not None:
+            self._deliveries.extend(state.deliveries(_KEPT_DELIVERIES))
         secret = settings.webhook_secret
         self._signer = Webhook(secret.get_secret_value()) if secret else None
 
@@ -82,6 +88,15 @@ class WebhookSender:
         with self._lock:
             self._deliveries.clear()
 
+    def unfinished(self) -> list[Delivery]:
+        """Deliveries still being retried (those a restart interrupted)."""
+        with self._lock:
+            return [delivery for delivery in self._deliveries if delivery.state == "pending"]
+
+    def _save(self, delivery: Delivery) -> None:
+        if self.state is not None:
+            self.state.save_delivery(delivery, keep=_KEPT_DELIVERIES)
+
     def prepare(self, event_type: str, video_id: str, created_at: int, *, drop: bool) -> Delivery:
         # OpenAI's webhook-id (`wh_`) is distinct from the event id (`evt_`); both stay the same
         # across retries so receivers can dedupe.
@@ -96,6 +111,7 @@ class WebhookSender:
         )
         with self._lock:
             self._deliveries.append(delivery)
+        self._save(delivery)
         return delivery
 
     def headers(self, delivery: Delivery) -> dict[str, str]:
@@ -118,10 +134,15 @@ class WebhookSender:
         if url is None or delivery.state == "dropped":
             return
         delays = [0.0, *self.settings.webhook_retry_delays]
+        done = len(delivery.attempts)  # after a restart, the attempts made before it
         timeout = httpx.Timeout(self.settings.webhook_timeout_seconds)
         # Redirects count as failures, as OpenAI does not follow them.
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            for attempt, delay in enumerate(delays, start=1):
+            for attempt, delay in enumerate(delays[done:], start=done + 1):
+                if attempt == done + 1 and done:
+                    # Resumed: the wait counts from the last attempt, before the restart.
+                    last = datetime.fromisoformat(delivery.attempts[-1]["at"])
+                    delay = max(0.0, delay - (datetime.now(UTC) - last).total_seconds())
                 if delay:
                     await asyncio.sleep(delay)
                 record: dict[str, Any] = {"attempt": attempt, "at": datetime.now(UTC).isoformat()}
@@ -136,7 +157,10 @@ class WebhookSender:
                     if 200 <= response.status_code < 300:
                         delivery.attempts.append(record)
                         delivery.state = "delivered"
+                        self._save(delivery)
                         return
                 delivery.attempts.append(record)
+                self._save(delivery)
         delivery.state = "failed"
+        self._save(delivery)
         log.warning("emulator: webhook %s to %s failed after retries", delivery.webhook_id, url)
