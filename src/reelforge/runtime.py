@@ -16,8 +16,10 @@ from reelforge.domain import catalog
 from reelforge.domain.quotas import QuotaPolicy
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
+from reelforge.services.admin import Admin
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
+from reelforge.services.lineage import Lineages
 from reelforge.services.outbound import Deliverer, Webhooks
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.tokens import Tokens
@@ -43,6 +45,8 @@ class Runtime:
     inbound: InboundWebhooks
     webhooks: Webhooks
     deliverer: Deliverer
+    admin: Admin
+    lineages: Lineages
     redis: Redis | None = None
     provider: Provider | None = None
     checks: dict[str, Check] = field(default_factory=dict)
@@ -75,11 +79,12 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         ),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    accounts = Accounts(database, quota=default_quota(settings))
     runtime = Runtime(
         settings=settings,
         database=database,
         storage=storage,
-        accounts=Accounts(database, quota=default_quota(settings)),
+        accounts=accounts,
         keys=ApiKeys(database),
         tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
         videos=Videos(
@@ -108,6 +113,8 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         deliverer=Deliverer(
             database, allow_private_addresses=settings.webhook_allow_private_addresses
         ),
+        admin=Admin(database, accounts),
+        lineages=Lineages(database),
         redis=redis,
         provider=provider,
     )

@@ -1,4 +1,4 @@
-"""Real `reelforge worker` processes for fault tests: their environment, start, signals, logs."""
+"""Real `reelforge worker` and `reelforge serve` processes for tests: environment, start, logs."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import httpx
 
 from reelforge.providers.registry import EMULATOR_API_KEY
 
@@ -157,3 +159,67 @@ def workers_in(environment: dict[str, str], directory: Path) -> Iterator[Workers
         yield workers
     finally:
         workers.kill_all()
+
+
+@dataclass
+class ServerProcess:
+    """A live `reelforge serve` on a free loopback port, and its log."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    base_url: str
+
+    def output(self, tail: int = 4000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-tail:]
+
+
+@contextmanager
+def served(
+    directory: Path, port: int, extra_env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """`reelforge serve` in the embedded mode (SQLite, emulator, worker inside) in `directory`;
+    SIGINT at the end, SIGKILL if it won't stop."""
+    directory.mkdir(parents=True, exist_ok=True)
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("REELFORGE_", "OPENAI_", "AWS_"))
+        and name not in ("DATABASE_URL", "REDIS_URL")
+    } | {
+        "REELFORGE_DATA_DIR": str(directory / "data"),
+        "REELFORGE_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    log = directory / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reelforge.cli.main", "serve", "--port", str(port)],
+            env=environment,
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(process, log, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"serve exited early:\n{server.output()}"
+            try:
+                if httpx.get(f"{server.base_url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"serve not ready within {START_SECONDS} s:\n{server.output()}")
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=DRAIN_SECONDS + 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

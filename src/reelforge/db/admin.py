@@ -1,0 +1,148 @@
+"""Queries behind the admin's views: activity per day, failed videos, jobs, all deliveries."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from reelforge.db.models import LedgerEntry, User, Video, WebhookDelivery, WebhookEndpoint
+from reelforge.db.videos import to_view
+from reelforge.domain.admin import DayActivity, DeliveryRow, JobRow, OwnedVideo
+from reelforge.domain.states import JobState
+from reelforge.domain.webhooks import DeliveryStatus, DeliveryView
+
+_FAILED = [JobState.FAILED.value, JobState.EXPIRED.value]
+
+
+def _day(value: object) -> date:
+    # date() answers a string on SQLite and a date on PostgreSQL.
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+async def activity_since(connection: AsyncConnection, since: datetime) -> dict[date, DayActivity]:
+    """Videos created per day by how they stand now, and ledger spend per day, from `since`."""
+    day = func.date(Video.created_at)
+    counts = await connection.execute(
+        select(day, Video.job_state, func.count())
+        .where(Video.created_at >= since)
+        .group_by(day, Video.job_state)
+    )
+    days: dict[date, DayActivity] = {}
+    for raw_day, state, count in counts.all():
+        current = days.setdefault(_day(raw_day), DayActivity(_day(raw_day)))
+        status = JobState(state).public_status.value
+        days[current.day] = current.add(status, int(count))
+    spend_day = func.date(LedgerEntry.created_at)
+    spend = await connection.execute(
+        select(spend_day, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.created_at >= since)
+        .group_by(spend_day)
+    )
+    for raw_day, amount in spend.all():
+        current = days.setdefault(_day(raw_day), DayActivity(_day(raw_day)))
+        days[current.day] = current.with_spend(Decimal(amount or 0))
+    return days
+
+
+def _owned(row: Row[Any]) -> OwnedVideo:
+    return OwnedVideo(video=to_view(row), owner_email=row.owner_email, last_error=row.last_error)
+
+
+_WITH_OWNER: Select[Any] = select(*Video.__table__.columns, User.email.label("owner_email")).join(
+    User, User.id == Video.owner_id
+)
+
+
+async def failed_videos(connection: AsyncConnection, limit: int) -> list[OwnedVideo]:
+    query = (
+        _WITH_OWNER.where(Video.job_state.in_(_FAILED))
+        .order_by(Video.updated_at.desc(), Video.id.desc())
+        .limit(limit)
+    )
+    return [_owned(row) for row in (await connection.execute(query)).all()]
+
+
+def _job(row: Row[Any]) -> JobRow:
+    return JobRow(
+        video=to_view(row),
+        owner_email=row.owner_email,
+        attempts=row.attempts,
+        next_check_at=row.next_check_at,
+        lease_owner=row.lease_owner,
+        lease_until=row.lease_until,
+        lease_version=row.lease_version,
+        submitted_at=row.submitted_at,
+        deadline_at=row.deadline_at,
+        deleted_at=row.deleted_at,
+        provider_video_id=row.provider_video_id,
+        last_error=row.last_error,
+    )
+
+
+async def recent_jobs(connection: AsyncConnection, limit: int) -> list[JobRow]:
+    query = _WITH_OWNER.order_by(Video.created_at.desc(), Video.id.desc()).limit(limit)
+    return [_job(row) for row in (await connection.execute(query)).all()]
+
+
+async def job(connection: AsyncConnection, video_id: str) -> JobRow | None:
+    row = (await connection.execute(_WITH_OWNER.where(Video.id == video_id))).first()
+    return _job(row) if row is not None else None
+
+
+_DELIVERIES = (
+    select(WebhookDelivery, WebhookEndpoint.url, User.email)
+    .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+    .join(User, User.id == WebhookEndpoint.user_id)
+)
+
+
+def _delivery(delivery: WebhookDelivery, url: str, email: str) -> DeliveryRow:
+    return DeliveryRow(
+        delivery=DeliveryView(
+            id=delivery.id,
+            endpoint_id=delivery.endpoint_id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            video_id=delivery.video_id,
+            payload=dict(delivery.payload),
+            status=DeliveryStatus(delivery.status),
+            attempts=delivery.attempts,
+            next_attempt_at=delivery.next_attempt_at,
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            created_at=delivery.created_at,
+            delivered_at=delivery.delivered_at,
+        ),
+        url=url,
+        owner_email=email,
+    )
+
+
+async def deliveries(
+    session: AsyncSession, status: DeliveryStatus | None, limit: int
+) -> list[DeliveryRow]:
+    query = _DELIVERIES
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status.value)
+    query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    rows = (await session.execute(query.limit(limit))).all()
+    return [_delivery(row[0], row[1], row[2]) for row in rows]
+
+
+async def requeue_delivery(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
+    """Make any delivery due again now (attempts kept); False when there is no such delivery."""
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def delivery(session: AsyncSession, delivery_id: str) -> DeliveryRow | None:
+    row = (await session.execute(_DELIVERIES.where(WebhookDelivery.id == delivery_id))).first()
+    return _delivery(row[0], row[1], row[2]) if row is not None else None

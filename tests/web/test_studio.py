@@ -1,0 +1,190 @@
+"""The studio in a real browser against a live `reelforge serve`: a user's whole journey, the
+admin's dashboard, and another user who sees none of it; every page checked by axe-core."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import Browser, Page, expect
+
+from tests.support.processes import ServerProcess
+from tests.web.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    USER_PASSWORD,
+    Inspector,
+    make_user,
+    signed_in,
+)
+
+# The emulator holds the video in progress this long, so there is progress to watch.
+SLOW = "[[latency=5]]"
+FINISH_MS = 90_000
+
+
+def _wait_finished(page: Page) -> None:
+    expect(page.locator("#video-root")).to_have_attribute(
+        "data-status", "completed", timeout=FINISH_MS
+    )
+
+
+def _playable(page: Page, selector: str, seconds: float) -> None:
+    """The player's duration is the video's, and a seek lands where it was asked to."""
+    page.wait_for_function(
+        f"() => document.querySelector('{selector}').readyState >= 1", timeout=30_000
+    )
+    duration = page.evaluate(f"() => document.querySelector('{selector}').duration")
+    assert abs(duration - seconds) < 0.25, duration
+    landed = page.evaluate(
+        f"""() => new Promise((resolve) => {{
+            const video = document.querySelector('{selector}');
+            video.addEventListener('seeked', () => resolve(video.currentTime), {{once: true}});
+            video.currentTime = {seconds / 2};
+        }})"""
+    )
+    assert abs(landed - seconds / 2) < 0.2, landed
+
+
+def test_a_user_creates_watches_plays_remixes_compares_and_deletes(
+    browser: Browser, studio: ServerProcess, inspector: Inspector
+) -> None:
+    make_user(studio, "maker@example.com")
+    context, page = signed_in(browser, studio, inspector, "maker@example.com", USER_PASSWORD)
+    inspector.look(page, "gallery-empty")
+
+    page.click("text=New video")
+    page.wait_for_url("**/create")
+    prompt = f"A lighthouse on a cliff in a storm at dusk, slow dolly-in {SLOW}"
+    page.fill("#prompt", prompt)
+    expect(page.locator("#prompt-count")).to_have_text(f"{len(prompt)} / 1000")
+    page.select_option("#model", "sora-2-pro")
+    page.select_option("#size", "1280x720")
+    page.select_option("#seconds", "4")
+    # 4 s of 720p on sora-2-pro at $0.30 a second, confirmed by POST /api/videos/estimate.
+    expect(page.locator("#estimate")).to_have_text("$1.20")
+    inspector.look(page, "create")
+
+    page.click("#create-submit")
+    page.wait_for_url(re.compile(r".*/videos/video_[0-9a-f]+$"))
+    video_id = page.url.rsplit("/", 1)[1]
+    page.evaluate("() => { window.__sameDocument = true; }")
+    expect(page.locator("#video-root")).to_have_attribute(
+        "data-status", re.compile("queued|in_progress")
+    )
+    inspector.look(page, "video-running")
+    _wait_finished(page)
+    expect(page.locator("#video-root")).to_have_attribute("data-progress", "100")
+    # It got there live: the page was never reloaded.
+    assert page.evaluate("() => window.__sameDocument === true")
+    _playable(page, "#player", 4.0)
+    for variant in ("video", "thumbnail", "spritesheet"):
+        expect(page.locator(f'#downloads [data-variant="{variant}"]')).to_be_visible()
+    page.reload()
+    inspector.look(page, "video-completed")
+
+    page.click('[data-action="remix"]')
+    page.fill("#remix-prompt", "The same shot at night under a full moon")
+    inspector.look(page, "remix-dialog")
+    with page.expect_navigation():
+        page.click("#remix-form button[type=submit]")
+    remix_id = page.url.rsplit("/", 1)[1]
+    assert remix_id != video_id
+    _wait_finished(page)
+    page.reload()
+    expect(page.locator(".tree a.node")).to_have_count(2)
+
+    page.select_option("#compare-b", video_id)
+    page.click("form[action='/compare'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/compare\?a=.*&b=.*"))
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#compare video')].every(v => v.readyState >= 2)",
+        timeout=30_000,
+    )
+    page.click("#sync-play")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#compare video')].every(v => v.currentTime > 0.5)",
+        timeout=30_000,
+    )
+    page.click("#sync-play")
+    times = page.evaluate(
+        "() => [...document.querySelectorAll('#compare video')].map(v => v.currentTime)"
+    )
+    assert abs(times[0] - times[1]) < 0.3, times
+    inspector.look(page, "compare")
+
+    page.goto("/")
+    expect(page.locator(".card")).to_have_count(2)
+    inspector.look(page, "gallery")
+    page.goto(f"/videos/{remix_id}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click('[data-action="delete"]')
+    page.wait_for_url(f"{studio.base_url}/")
+    expect(page.locator(".card")).to_have_count(1)
+    expect(page.locator(f'.card[data-video-id="{remix_id}"]')).to_have_count(0)
+    assert page.request.get(f"/api/videos/{remix_id}").status == 404
+
+    page.goto("/account")
+    inspector.look(page, "account")
+    page.click('[data-action="logout"]')
+    page.wait_for_url("**/login")
+    inspector.look(page, "login")
+    page.goto(f"/videos/{video_id}")
+    page.wait_for_url(re.compile(r".*/login\?next=/videos/video_[0-9a-f]+$"))
+    context.close()
+    inspector.assert_clean()
+
+
+def test_the_admin_sees_charts_and_edits_a_quota(
+    browser: Browser, studio: ServerProcess, inspector: Inspector
+) -> None:
+    make_user(studio, "quota@example.com")
+    context, page = signed_in(browser, studio, inspector, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.goto("/admin")
+    expect(page.locator('[data-chart="videos"] svg')).to_be_visible()
+    expect(page.locator('[data-chart="spend"] svg path.spend-line')).to_have_count(1)
+    row = page.locator('tr[data-email="quota@example.com"]')
+    row.locator('input[name="max_videos"]').fill("7")
+    row.locator('input[name="monthly_budget"]').fill("12.50")
+    row.locator("button[type=submit]").click()
+    expect(page.locator("#toast")).to_contain_text("Saved: 7 videos")
+    inspector.look(page, "admin")
+
+    user_id = row.get_attribute("data-user-id")
+    usage = page.request.get(f"/api/admin/users/{user_id}/usage").json()["data"]
+    assert (usage["max_videos"], usage["monthly_budget"]) == (7, "12.50")
+    context.close()
+    inspector.assert_clean()
+
+
+def test_another_user_sees_none_of_it(
+    browser: Browser, studio: ServerProcess, inspector: Inspector
+) -> None:
+    make_user(studio, "owner@example.com")
+    make_user(studio, "stranger@example.com")
+    with httpx.Client(base_url=studio.base_url) as client:
+        token = client.post(
+            "/api/auth/token", json={"email": "owner@example.com", "password": USER_PASSWORD}
+        ).json()["data"]["access_token"]
+        created = client.post(
+            "/api/videos",
+            json={"prompt": "A private garden at dawn", "seconds": "4"},
+            headers={"authorization": f"Bearer {token}"},
+        ).json()["data"]
+
+    context, page = signed_in(browser, studio, inspector, "stranger@example.com", USER_PASSWORD)
+    expect(page.locator(".card")).to_have_count(0)
+    expect(page.get_by_text("A private garden at dawn")).to_have_count(0)
+    for path in (
+        f"/videos/{created['id']}",
+        f"/compare?a={created['id']}&b={created['id']}",
+        f"/create?from={created['id']}",
+        "/admin",
+        f"/admin/jobs/{created['id']}",
+    ):
+        answer = page.goto(path)
+        assert answer is not None and answer.status == 404, path
+        expect(page.get_by_text("A private garden at dawn")).to_have_count(0)
+    inspector.look(page, "not-found")
+    context.close()
+    inspector.assert_clean()
