@@ -129,6 +129,7 @@ class Inspector:
         original = page.viewport_size
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
+            page.evaluate("() => window.scrollTo(0, 0)")
             page.wait_for_timeout(150)  # layout settles after a resize (not an assertion)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             path = SCREENSHOTS / f"{name}-{width}.png"

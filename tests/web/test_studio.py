@@ -183,7 +183,8 @@ def test_another_user_sees_none_of_it(
         f"/admin/jobs/{created['id']}",
     ):
         answer = page.goto(path)
-        assert answer is not None and answer.status == 404, path
+        assert answer is not None
+        assert answer.status == 404, path
         expect(page.get_by_text("A private garden at dawn")).to_have_count(0)
     inspector.look(page, "not-found")
     context.close()

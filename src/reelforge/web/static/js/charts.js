@@ -1,8 +1,8 @@
 // Small SVG charts drawn by hand: stacked bars and an area line, scaled to their data.
 const NS = "http://www.w3.org/2000/svg";
-const WIDTH = 600;
-const HEIGHT = 240;
-const PAD = { top: 14, right: 12, bottom: 28, left: 44 };
+const WIDTH = 460;
+const HEIGHT = 230;
+const PAD = { top: 12, right: 10, bottom: 26, left: 46 };
 
 function node(tag, attrs = {}, text = "") {
   const n = document.createElementNS(NS, tag);
@@ -11,11 +11,12 @@ function node(tag, attrs = {}, text = "") {
   return n;
 }
 
-function niceMax(value) {
-  if (value <= 0) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
-  return 10 * power;
+// The top of the scale: four equal steps of a round size (1, 2, 2.5 or 5 times a power of ten).
+function niceMax(value, whole = false) {
+  const raw = Math.max(value, whole ? 4 : 0.04) / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((s) => s * power).find((s) => s >= raw);
+  return (whole ? Math.max(1, Math.ceil(step)) : step) * 4;
 }
 
 function frame(days, max, formatY) {
@@ -38,8 +39,8 @@ function frame(days, max, formatY) {
 
 export function videosChart(target, days) {
   const totals = days.map((d) => d.completed + d.failed + d.running + d.cancelled);
-  const max = niceMax(Math.max(...totals, 1));
-  const { svg, plotH, step } = frame(days, max, (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)));
+  const max = niceMax(Math.max(...totals, 1), true);
+  const { svg, plotH, step } = frame(days, max, (v) => String(Math.round(v)));
   const barW = Math.max(2, step * 0.64);
   days.forEach((day, i) => {
     let y = PAD.top + plotH;
@@ -58,8 +59,8 @@ export function videosChart(target, days) {
 
 export function spendChart(target, days) {
   const values = days.map((d) => Number(d.spend));
-  const max = niceMax(Math.max(...values, 0.01));
-  const { svg, plotH, step } = frame(days, max, (v) => `$${v < 10 ? v.toFixed(2) : v.toFixed(0)}`);
+  const max = niceMax(Math.max(...values, 0));
+  const { svg, plotH, step } = frame(days, max, (v) => `$${max < 4 ? v.toFixed(2) : v.toFixed(0)}`);
   const points = values.map((v, i) => [PAD.left + step * i + step / 2, PAD.top + plotH - (Math.max(v, 0) / max) * plotH]);
   const line = points.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
   const base = PAD.top + plotH;
