@@ -3,9 +3,11 @@ admin's dashboard, and another user who sees none of it; every page checked by a
 
 from __future__ import annotations
 
+import io
 import re
 
 import httpx
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.processes import ServerProcess
@@ -21,6 +23,12 @@ from tests.web.conftest import (
 # The emulator holds the video in progress this long, so there is progress to watch.
 SLOW = "[[latency=5]]"
 FINISH_MS = 90_000
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _wait_finished(page: Page) -> None:
@@ -63,6 +71,19 @@ def test_a_user_creates_watches_plays_remixes_compares_and_deletes(
     page.select_option("#seconds", "4")
     # 4 s of 720p on sora-2-pro at $0.30 a second, confirmed by POST /api/videos/estimate.
     expect(page.locator("#estimate")).to_have_text("$1.20")
+    # A first frame of the wrong size is refused before anything is sent, and says why.
+    page.set_input_files(
+        "#input_reference",
+        files=[{"name": "frame.png", "mimeType": "image/png", "buffer": _png(640, 480)}],
+    )
+    expect(page.locator("#reference-preview")).to_be_visible()
+    expect(page.locator('[data-error="input_reference"]')).to_contain_text(
+        "This image is 640\u00d7480, but the video is 1280\u00d7720"
+    )
+    expect(page.locator("#create-submit")).to_be_disabled()
+    inspector.look(page, "create-reference-refused")
+    page.click("#reference-clear")
+    expect(page.locator("#create-submit")).to_be_enabled()
     inspector.look(page, "create")
 
     page.click("#create-submit")
@@ -125,6 +146,19 @@ def test_a_user_creates_watches_plays_remixes_compares_and_deletes(
     assert page.request.get(f"/api/videos/{remix_id}").status == 404
 
     page.goto("/account")
+    page.fill("#key-name", "laptop")
+    page.click("#key-form button[type=submit]")
+    expect(page.locator("#new-key-value")).to_have_text(re.compile(r"^rf_"))
+    key = page.locator("#new-key-value").inner_text()
+    with httpx.Client(base_url=studio.base_url) as client:
+        mine = client.get("/api/videos", headers={"authorization": f"Bearer {key}"}).json()
+    assert [v["id"] for v in mine["data"]] == [video_id]
+    page.fill("#current_password", "not my password")
+    page.fill("#new_password", "a-brand-new-password")
+    page.click("#password-form button[type=submit]")
+    expect(page.locator('#password-form [data-error="current_password"]')).to_contain_text(
+        "not your current password"
+    )
     inspector.look(page, "account")
     page.click('[data-action="logout"]')
     page.wait_for_url("**/login")
