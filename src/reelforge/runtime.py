@@ -11,6 +11,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from reelforge.bus import Bus, LocalBus, RedisBus
 from reelforge.db.engine import Database
 from reelforge.domain import catalog
 from reelforge.domain.quotas import QuotaPolicy
@@ -47,6 +48,7 @@ class Runtime:
     deliverer: Deliverer
     admin: Admin
     lineages: Lineages
+    bus: Bus
     redis: Redis | None = None
     provider: Provider | None = None
     checks: dict[str, Check] = field(default_factory=dict)
@@ -54,6 +56,7 @@ class Runtime:
     async def close(self) -> None:
         if self.provider is not None:
             await self.provider.aclose()
+        await self.bus.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.database.close()
@@ -80,6 +83,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     accounts = Accounts(database, quota=default_quota(settings))
+    bus = RedisBus(redis, f"{settings.redis_key_prefix}:bus") if redis else LocalBus()
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -92,6 +96,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
             storage,
             catalog.provider(settings.provider),
             max_prompt_length=settings.max_prompt_length,
+            bus=bus,
         ),
         create_limiter=RateLimiter(
             settings.create_rate_limit,
@@ -113,8 +118,9 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         deliverer=Deliverer(
             database, allow_private_addresses=settings.webhook_allow_private_addresses
         ),
-        admin=Admin(database, accounts),
+        admin=Admin(database, accounts, bus),
         lineages=Lineages(database),
+        bus=bus,
         redis=redis,
         provider=provider,
     )

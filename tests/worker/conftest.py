@@ -14,7 +14,7 @@ from reelforge.emulator.app import create_emulator_app
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.providers.registry import emulator_provider
 from reelforge.storage import Storage, open_storage
-from reelforge.worker.engine import Engine, EngineConfig
+from reelforge.worker.engine import Engine, EngineConfig, Every
 from reelforge.worker.steps import Steps
 
 
@@ -41,12 +41,15 @@ async def make_engine(
         lease: timedelta = timedelta(seconds=30),
         concurrency: int = 4,
         idle_seconds: float = 0.05,
+        periodic: list[Every] | None = None,
     ) -> Engine:
         provider = emulator_provider(upstream, timeout=timeout)
         providers.append(provider)
         steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
         config = EngineConfig(concurrency=concurrency, lease=lease, idle_seconds=idle_seconds)
-        return Engine(database, steps, config=config, provider_name=provider.name)
+        return Engine(
+            database, steps, config=config, provider_name=provider.name, periodic=periodic
+        )
 
     yield make
     for provider in providers:

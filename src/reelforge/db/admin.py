@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select, update
+from sqlalchemy import Row, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelforge.db.models import LedgerEntry, User, Video, WebhookDelivery, WebhookEndpoint
@@ -18,33 +18,26 @@ from reelforge.domain.webhooks import DeliveryStatus, DeliveryView
 _FAILED = [JobState.FAILED.value, JobState.EXPIRED.value]
 
 
-def _day(value: object) -> date:
-    # date() answers a string on SQLite and a date on PostgreSQL.
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
 async def activity_since(connection: AsyncConnection, since: datetime) -> dict[date, DayActivity]:
-    """Videos created per day by how they stand now, and ledger spend per day, from `since`."""
-    day = func.date(Video.created_at)
-    counts = await connection.execute(
-        select(day, Video.job_state, func.count())
-        .where(Video.created_at >= since)
-        .group_by(day, Video.job_state)
-    )
+    """Videos created per UTC day by how they stand now, and ledger spend per day, from `since`.
+
+    Days are cut in Python from the UTC timestamps: SQL's date() follows the session's time zone
+    on PostgreSQL, and the window is bounded (`MAX_ACTIVITY_DAYS`).
+    """
     days: dict[date, DayActivity] = {}
-    for raw_day, state, count in counts.all():
-        current = days.setdefault(_day(raw_day), DayActivity(_day(raw_day)))
-        status = JobState(state).public_status.value
-        days[current.day] = current.add(status, int(count))
-    spend_day = func.date(LedgerEntry.created_at)
-    spend = await connection.execute(
-        select(spend_day, func.sum(LedgerEntry.amount))
-        .where(LedgerEntry.created_at >= since)
-        .group_by(spend_day)
+    videos = await connection.execute(
+        select(Video.created_at, Video.job_state).where(Video.created_at >= since)
     )
-    for raw_day, amount in spend.all():
-        current = days.setdefault(_day(raw_day), DayActivity(_day(raw_day)))
-        days[current.day] = current.with_spend(Decimal(amount or 0))
+    for created_at, state in videos.all():
+        day = created_at.date()
+        current = days.get(day) or DayActivity(day)
+        days[day] = current.add(JobState(state).public_status.value, 1)
+    spend = await connection.execute(
+        select(LedgerEntry.created_at, LedgerEntry.amount).where(LedgerEntry.created_at >= since)
+    )
+    for created_at, amount in spend.all():
+        day = created_at.date()
+        days[day] = (days.get(day) or DayActivity(day)).with_spend(Decimal(amount))
     return days
 
 

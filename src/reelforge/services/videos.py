@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelforge.bus import Bus, LocalBus, Notice, Topic
 from reelforge.db import videos as queries
 from reelforge.db.engine import Database
 from reelforge.db.models import Quota, Video, VideoEvent
@@ -72,8 +73,10 @@ class Videos:
         *,
         max_prompt_length: int,
         on_accepted: Notify | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self._database = database
+        self._bus = bus or LocalBus()
         self._storage = storage
         self.spec = spec
         self._max_prompt_length = max_prompt_length
@@ -192,9 +195,13 @@ class Videos:
         """Stop a video that isn't finished; cancelling a finished one changes nothing."""
         async with self._database.session() as session, session.begin():
             video = await self._visible(session, account, video_id, for_update=True)
-            if not JobState(video.job_state).is_terminal:
+            cancelling = not JobState(video.job_state).is_terminal
+            if cancelling:
                 await _cancel(session, video, account)
-            return queries.to_view(video)
+            view = queries.to_view(video)
+        if cancelling:
+            await self._publish(view, "state")
+        return view
 
     async def delete(self, account: Account, video_id: str) -> None:
         """Remove a video and its archive; deleting it again is not an error."""
@@ -212,6 +219,8 @@ class Videos:
             # The engine deletes the upstream job and the archived objects when it next looks.
             video.next_check_at = video.deleted_at
             session.add(VideoEvent(video_id=video.id, kind=EventKind.DELETED, actor=account.id))
+            view = queries.to_view(video)
+        await self._publish(view, "deleted")
 
     async def archived(self, account: Account, video_id: str, variant: Variant) -> ArchivedObject:
         """Where a completed video's variant lives in the archive, with its size and hash."""
@@ -302,9 +311,14 @@ class Videos:
                 )
             )
             await outbound.emit(await session.connection(), video, EventType.VIDEO_CREATED)
+        view = queries.to_view(video)
+        await self._publish(view, "created")
         if self.on_accepted is not None:
             await self.on_accepted(video.id)
-        return queries.to_view(video), True
+        return view, True
+
+    async def _publish(self, view: VideoView, *changed: str) -> None:
+        await self._bus.publish(Notice(Topic.VIDEO, view.id, view.owner_id, frozenset(changed)))
 
     async def _visible(
         self, session: AsyncSession, account: Account, video_id: str, *, for_update: bool = False

@@ -31,13 +31,12 @@ log = get_logger("reelforge.engine")
 Periodic = Callable[[], Awaitable[object]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Every:
-    """A housekeeping task the loop runs every `seconds`."""
+    """Periodic work the engine runs beside its loop, `seconds` after each run ends."""
 
     seconds: float
     task: Periodic
-    due: float = 0.0
 
 
 @dataclass(eq=False)
@@ -88,20 +87,27 @@ class Engine:
         self._wake.set()
 
     async def run(self, stopping: anyio.Event) -> None:
-        """Claim and step until `stopping` is set, then let in-flight steps finish (bounded)."""
-        async with self._stepping() as steps:
-            steps.start_soon(self._wake_when, stopping)
-            while not stopping.is_set():
-                await self._housekeep()
-                claimed = await self._claim()
-                for claim in claimed:
-                    self._in_flight += 1
-                    steps.start_soon(self._step, claim)
-                if not claimed:
-                    await self._idle()
-            # Leaving the group waits for in-flight steps; past the deadline they are
-            # cancelled, and their leases simply expire for another worker to take over.
-            steps.cancel_scope.deadline = anyio.current_time() + self._config.drain_seconds
+        """Claim and step until `stopping` is set, then let in-flight steps finish (bounded).
+
+        Periodic work (webhook deliveries, housekeeping) runs beside the claim loop, each task
+        on its own timer: a receiver that hangs delays its own deliveries, never a claim.
+        """
+        async with anyio.create_task_group() as periodic:
+            for every in self._periodic:
+                periodic.start_soon(self._every, every)
+            async with self._stepping() as steps:
+                steps.start_soon(self._wake_when, stopping)
+                while not stopping.is_set():
+                    claimed = await self._claim()
+                    for claim in claimed:
+                        self._in_flight += 1
+                        steps.start_soon(self._step, claim)
+                    if not claimed:
+                        await self._idle()
+                # Leaving the group waits for in-flight steps; past the deadline they are
+                # cancelled, and their leases simply expire for another worker to take over.
+                steps.cancel_scope.deadline = anyio.current_time() + self._config.drain_seconds
+            periodic.cancel_scope.cancel()
 
     async def run_once(self) -> int:
         """Claim what is due and step it to the end of this pass (tests, benchmarks)."""
@@ -218,13 +224,10 @@ class Engine:
         await stopping.wait()
         self.wake()
 
-    async def _housekeep(self) -> None:
-        now = anyio.current_time()
-        for every in self._periodic:
-            if now < every.due:
-                continue
-            every.due = now + every.seconds
+    async def _every(self, every: Every) -> None:
+        while True:
             try:
                 await every.task()
             except Exception:
                 log.exception("periodic task failed")
+            await anyio.sleep(every.seconds)

@@ -28,6 +28,7 @@ def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None 
         provider,
         deadline=timedelta(minutes=settings.job_deadline_minutes),
         webhooks=settings.provider_webhook_secret is not None,
+        bus=runtime.bus,
     )
     limiter = RateLimiter(
         settings.provider_rate_limit,

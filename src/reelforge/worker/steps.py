@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from reelforge.bus import Bus, LocalBus, Notice, Topic
 from reelforge.db import videos as queries
 from reelforge.db.claim import Claim, check_held, fenced, released
 from reelforge.db.engine import Database
@@ -72,8 +73,10 @@ class Steps:
         deadline: timedelta,
         webhooks: bool = False,
         rng: random.Random | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self._database = database
+        self._bus = bus or LocalBus()
         self._storage = storage
         self._provider = provider
         self._deadline = deadline
@@ -353,6 +356,7 @@ class Steps:
             outbound.defer_emit(batch, before, EventType.VIDEO_COMPLETED, values)
 
         await self._commits.run(finish)
+        await self._published(claim, "state")
         return StepResult(None, released=True)
 
     # --- endings ------------------------------------------------------------------------
@@ -376,6 +380,7 @@ class Steps:
             outbound.defer_emit(batch, claim.video, EventType.VIDEO_FAILED, values)
 
         await self._commits.run(fail)
+        await self._published(claim, "state")
         return StepResult(None, released=True)
 
     async def _clean_up(self, claim: Claim, video: Video) -> StepResult:
@@ -437,6 +442,14 @@ class Steps:
                 queries.defer_events(batch, claim.video_id, [event])
 
         await self._commits.run(write)
+        changed = [name for name in ("job_state", "progress") if name in values]
+        if changed:
+            await self._published(claim, *changed)
+
+    async def _published(self, claim: Claim, *changed: str) -> None:
+        video = claim.video
+        notice = Notice(Topic.VIDEO, video.id, video.owner_id, frozenset(changed))
+        await self._bus.publish(notice)
 
     async def _get(self, video_id: str) -> Video | None:
         async with self._database.session() as session:
