@@ -136,7 +136,25 @@ def test_a_user_creates_watches_plays_remixes_compares_and_deletes(
 
     page.goto("/")
     expect(page.locator(".card")).to_have_count(2)
+    # Scrubbing: the pointer's place across a card picks a frame of its spritesheet.
+    media = page.locator(f'.card[data-video-id="{video_id}"] .media')
+    box = media.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+    expect(media).to_have_class(re.compile("scrubbing"))
+    late = media.locator(".scrub").evaluate("e => e.style.backgroundPosition")
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] / 2)
+    early = media.locator(".scrub").evaluate("e => e.style.backgroundPosition")
+    assert late != early
     inspector.look(page, "gallery")
+    page.fill("#q", "full moon")
+    page.press("#q", "Enter")
+    expect(page.locator(".card")).to_have_count(1)
+    expect(page.locator(f'.card[data-video-id="{remix_id}"]')).to_have_count(1)
+    page.select_option("#status", "failed")
+    expect(page.locator(".card")).to_have_count(0)
+    expect(page.get_by_text("Nothing matches")).to_be_visible()
+    page.goto("/")
     page.goto(f"/videos/{remix_id}")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click('[data-action="delete"]')
@@ -157,7 +175,7 @@ def test_a_user_creates_watches_plays_remixes_compares_and_deletes(
     page.fill("#new_password", "a-brand-new-password")
     page.click("#password-form button[type=submit]")
     expect(page.locator('#password-form [data-error="current_password"]')).to_contain_text(
-        "not your current password"
+        "Does not match your current password"
     )
     inspector.look(page, "account")
     page.click('[data-action="logout"]')

@@ -108,7 +108,7 @@ class Accounts:
             if user is None or user.password_hash is None:
                 raise NotFoundError("user", account.id)
             if not self._hasher.verify(current, user.password_hash):
-                raise InputError("current_password", "is not your current password")
+                raise InputError("current_password", "does not match your current password")
             user.password_hash = hashed
 
     async def set_disabled(self, email: str, disabled: bool) -> Account:

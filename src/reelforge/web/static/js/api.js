@@ -55,7 +55,9 @@ export function showErrors(form, error) {
   const slot = (error.field && form.querySelector(`[data-error="${CSS.escape(error.field)}"]`))
     || form.querySelector('[data-error="form"]');
   if (slot) {
-    slot.textContent = error.message;
+    // Field errors read "<field> <message>" on the wire; beside the field the message stands alone.
+    const text = String(error.message || "");
+    slot.textContent = text.charAt(0).toUpperCase() + text.slice(1);
     slot.hidden = false;
     const field = slot.closest(".field");
     if (field) field.classList.add("invalid");
