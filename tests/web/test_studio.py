@@ -14,6 +14,7 @@ from tests.support.processes import ServerProcess
 from tests.web.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
+    SCREENSHOTS,
     USER_PASSWORD,
     Inspector,
     make_user,
@@ -239,5 +240,28 @@ def test_another_user_sees_none_of_it(
         assert answer.status == 404, path
         expect(page.get_by_text("A private garden at dawn")).to_have_count(0)
     inspector.look(page, "not-found")
+    context.close()
+    inspector.assert_clean()
+
+
+def test_docs_render_offline_under_the_csp(
+    browser: Browser, studio: ServerProcess, inspector: Inspector
+) -> None:
+    context = browser.new_context(base_url=studio.base_url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    inspector.watch(page)
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            None if request.url.startswith(studio.base_url) else outside.append(request.url)
+        ),
+    )
+
+    page.goto("/docs")
+
+    expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
+    assert outside == []
+    page.screenshot(path=str(SCREENSHOTS / "docs-1280.png"))
     context.close()
     inspector.assert_clean()
