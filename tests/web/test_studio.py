@@ -265,3 +265,35 @@ def test_docs_render_offline_under_the_csp(
     page.screenshot(path=str(SCREENSHOTS / "docs-1280.png"))
     context.close()
     inspector.assert_clean()
+
+
+def test_a_failure_shows_up_live_with_its_reason(
+    browser: Browser, studio: ServerProcess, inspector: Inspector
+) -> None:
+    make_user(studio, "unlucky@example.com")
+    context, page = signed_in(browser, studio, inspector, "unlucky@example.com", USER_PASSWORD)
+    created = page.request.post(
+        "/api/videos",
+        data={"prompt": f"A crowded beach {SLOW} [[moderation]]", "seconds": "4"},
+        headers={
+            "x-csrf-token": next(
+                c["value"] for c in context.cookies() if c["name"] == "reelforge_csrf"
+            )
+        },
+    ).json()["data"]
+
+    page.goto(f"/videos/{created['id']}")
+    expect(page.locator("#video-root")).to_have_attribute(
+        "data-status", re.compile("queued|in_progress")
+    )
+    page.evaluate("() => { window.__sameDocument = true; }")
+
+    root = page.locator("#video-root")
+    expect(root).to_have_attribute("data-status", "failed", timeout=FINISH_MS)
+    expect(page.locator("#waiting")).to_contain_text("blocked by our moderation system")
+    expect(page.locator("#waiting")).to_contain_text("moderation_blocked")
+    expect(page.locator('[data-action="cancel"]')).to_be_hidden()
+    assert page.evaluate("() => window.__sameDocument === true")
+    inspector.look(page, "video-failed")
+    context.close()
+    inspector.assert_clean()
