@@ -39,6 +39,19 @@ async def test_pages_send_anonymous_callers_to_sign_in(client: httpx.AsyncClient
     assert (await client.get("/login")).status_code == 200
 
 
+async def test_sign_in_only_returns_to_this_site(app: FastAPI, make_caller: MakeCaller) -> None:
+    await make_caller("ada@example.org")
+    async with _session(app, "ada@example.org") as ada:
+        for target, expected in (
+            ("/videos/v", "/videos/v"),
+            ("//evil.example", "/"),
+            ("/\\evil.example", "/"),
+            ("https://evil.example", "/"),
+        ):
+            answer = await ada.get("/login", params={"next": target})
+            assert answer.headers["location"] == expected, target
+
+
 async def test_pages_carry_a_strict_csp_and_no_inline_code(
     app: FastAPI, make_caller: MakeCaller
 ) -> None:

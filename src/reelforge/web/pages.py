@@ -82,7 +82,8 @@ def model_json(model: ModelSpec) -> dict[str, Any]:
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, account: MaybeAccount, next: str = "/") -> Response:
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    # Only a path of this site: "//host" and "/\\host" would leave it.
+    target = next if next.startswith("/") and not next.startswith(("//", "/\\")) else "/"
     if account is not None:
         return RedirectResponse(target, status_code=303)
     return render(request, "login.html", None, {"next": target})

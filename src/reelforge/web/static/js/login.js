@@ -16,7 +16,7 @@ export function start() {
     try {
       await api("POST", "/api/auth/login", { email, password });
       const next = form.dataset.next || "/";
-      window.location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+      window.location.assign(next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/");
     } catch (error) {
       showErrors(form, error.status === 401 ? { message: error.message } : error);
       button.disabled = false;

@@ -37,7 +37,7 @@ function render(root, video, eta) {
   const previous = root.dataset.status;
   root.dataset.status = video.status;
   root.dataset.progress = String(video.progress);
-  for (const pill of root.querySelectorAll('.page-head [data-role="status"]')) {
+  for (const pill of root.querySelectorAll('.page-head [data-role="status"], .tree .node.current [data-role="status"]')) {
     pill.className = `pill ${video.status}`;
     pill.textContent = LABELS[video.status] || video.status;
   }
