@@ -13,9 +13,11 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from reelforge.api.app import create_app
+from reelforge.services.videos import NewVideo
 from reelforge.settings import SettingsError, load_settings
+from reelforge.web.pages import PAGE_SIZE
 from tests.support.accounts import PASSWORD
-from tests.support.api import BASE_URL, MakeCaller
+from tests.support.api import BASE_URL, MakeCaller, runtime_of
 
 pytestmark = pytest.mark.anyio
 
@@ -138,3 +140,28 @@ def test_a_bad_cors_origin_stops_startup_naming_the_variable(
 
     monkeypatch.setenv("REELFORGE_CORS_ORIGINS", "https://a.example.com,http://127.0.0.1:3000")
     assert load_settings().cors_origins == ["https://a.example.com", "http://127.0.0.1:3000"]
+
+
+async def test_the_gallery_pages_by_cursor_keeping_its_filters(
+    app: FastAPI, make_caller: MakeCaller
+) -> None:
+    ada = await make_caller("ada@example.org")
+    runtime = runtime_of(app)
+    for n in range(PAGE_SIZE + 1):
+        await runtime.videos.create(ada.account, NewVideo(prompt=f"fox number {n}"))
+    await runtime.videos.create(ada.account, NewVideo(prompt="a heron"))
+
+    async with _session(app, "ada@example.org") as client:
+        first = await client.get("/", params={"q": "fox"})
+        older = re.search(r'href="([^"]+)" rel="next"', first.text)
+        assert older is not None
+        second = await client.get(older.group(1).replace("&amp;", "&"))
+        bad = await client.get("/", params={"cursor": "video_nope"})
+
+    assert first.text.count('class="card"') == PAGE_SIZE
+    assert "q=fox" in older.group(1)
+    assert second.text.count('class="card"') == 1
+    assert "fox number 0" in second.text
+    assert "a heron" not in first.text + second.text
+    assert bad.status_code == 400
+    assert "cursor" in bad.text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -114,7 +114,10 @@ async def gallery(
         error = f"{'cursor' if exc.field == 'after' else exc.field}: {exc.message}"
         items, has_more = [], False
     filters = {"status": status, "model": model, "q": q}
-    query = "&".join(f"{k}={quote(v)}" for k, v in filters.items() if v)
+    shown = {name: value for name, value in filters.items() if value}
+    next_url = None
+    if has_more and items:
+        next_url = f"/?{urlencode({**shown, 'cursor': items[-1].id})}"
     return render(
         request,
         "gallery.html",
@@ -127,10 +130,8 @@ async def gallery(
             "statuses": list(VideoStatus),
             "models": list(runtime.videos.spec.models),
             "error": error,
-            "first_url": "/" + (f"?{query}" if query else ""),
-            "next_url": f"/?{query + '&' if query else ''}cursor={quote(items[-1].id)}"
-            if has_more and items
-            else None,
+            "first_url": f"/?{urlencode(shown)}" if shown else "/",
+            "next_url": next_url,
             "paged": bool(cursor),
         },
         status_code=400 if error else 200,
