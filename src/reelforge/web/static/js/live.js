@@ -43,6 +43,11 @@ export function watch(ids, onUpdate, { streamUrl = "/api/stream" } = {}) {
     clearTimeout(timer);
     if (stopped) return;
     timer = setTimeout(async () => {
+      if (!pending.size) {
+        // Everything watched has finished: nothing left to hear about.
+        if (source) source.close();
+        return;
+      }
       const streaming = source && source.readyState === EventSource.OPEN;
       if (!streaming && pending.size) await pollOnce();
       if (!streaming && source && source.readyState === EventSource.CLOSED) connect();
@@ -59,22 +64,23 @@ export function watch(ids, onUpdate, { streamUrl = "/api/stream" } = {}) {
       try {
         const data = JSON.parse(event.data);
         const video = { ...data, id: data.id || data.videoId };
-        if (pending.has(video.id) || !isFinished(video)) {
-          if (!isFinished(video)) pending.add(video.id);
-          deliver(video);
-        }
+        if (pending.has(video.id)) deliver(video);
       } catch {
         // A malformed event is ignored; polling still covers the video.
       }
     });
   }
 
-  if (pending.size || streamUrl === "/api/stream") {
+  if (pending.size) {
     connect();
     schedule();
   }
   return {
-    add(id) { pending.add(id); schedule(); },
+    add(id) {
+      pending.add(id);
+      if (!source || source.readyState === EventSource.CLOSED) connect();
+      schedule();
+    },
     stop() { stopped = true; clearTimeout(timer); if (source) source.close(); },
   };
 }
