@@ -1,21 +1,20 @@
-"""A live `reelforge serve`, Debian's chromium driven by Playwright, axe-core, and screenshots."""
+"""The studio's browser tests' parts: Debian's chromium, axe-core from npm, an inspector of
+pages (axe findings, CSP reports, screenshots) and signing in."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from reelforge.emulator.server import free_port
-from tests.support.processes import ServerProcess, served
+from tests.support.processes import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,7 +37,7 @@ ADMIN_PASSWORD = "studio-admin-password"
 USER_PASSWORD = "studio-user-password"
 
 
-def _chromium() -> Path:
+def chromium() -> Path:
     if not CHROMIUM.exists():
         if os.environ.get("REELFORGE_TEST_NO_SKIPS"):
             pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
@@ -46,8 +45,7 @@ def _chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def axe_source() -> str:
+def axe_script() -> str:
     """axe-core's browser build, from the npm package (never committed)."""
     script = NODE_DIR / "node_modules" / "axe-core" / "axe.min.js"
     if not script.exists():
@@ -71,25 +69,6 @@ def axe_source() -> str:
             timeout=300,
         )
     return script.read_text()
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    directory = tmp_path_factory.mktemp("studio")
-    env = {"REELFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "REELFORGE_CREATE_RATE_LIMIT": "100/minute"}
-    with served(directory, free_port(), env) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = _chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def make_user(studio: ServerProcess, email: str) -> None:
@@ -156,11 +135,6 @@ class Inspector:
 
     def assert_clean(self) -> None:
         assert not self.problems, "\n".join(self.problems)
-
-
-@pytest.fixture
-def inspector(axe_source: str) -> Inspector:
-    return Inspector(axe_source)
 
 
 def signed_in(

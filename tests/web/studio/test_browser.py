@@ -10,8 +10,7 @@ import httpx
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support.processes import ServerProcess
-from tests.web.conftest import (
+from tests.support.browser import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     SCREENSHOTS,
@@ -20,6 +19,7 @@ from tests.web.conftest import (
     make_user,
     signed_in,
 )
+from tests.support.processes import ServerProcess
 
 # The emulator holds the video in progress this long, so there is progress to watch.
 SLOW = "[[latency=5]]"
