@@ -15,8 +15,9 @@ from sqlalchemy import select
 from reelforge.db.engine import Database
 from reelforge.db.models import WebhookDelivery
 from reelforge.domain.accounts import Account
-from reelforge.services.outbound import Deliverer, Webhooks
 from reelforge.services.videos import NewVideo, Videos
+from reelforge.services.webhook_delivery import Deliverer
+from reelforge.services.webhook_endpoints import Webhooks
 from reelforge.storage import Storage
 from reelforge.worker.engine import Every
 from tests.support.engine import (

@@ -18,11 +18,10 @@ from datetime import timedelta
 import anyio
 from anyio.abc import TaskGroup
 
-from reelforge.db.claim import Claim, LeaseLost, claim_due, extend, release
-from reelforge.db.engine import Database
 from reelforge.domain.clock import utcnow
 from reelforge.domain.upstream import ProviderError
 from reelforge.logs import get_logger
+from reelforge.services.jobs import Claim, Jobs, LeaseLost
 from reelforge.services.ratelimits import RateLimiter
 from reelforge.worker.steps import StepResult, Steps
 
@@ -62,7 +61,7 @@ def worker_name() -> str:
 class Engine:
     def __init__(
         self,
-        database: Database,
+        jobs: Jobs,
         steps: Steps,
         *,
         config: EngineConfig | None = None,
@@ -70,7 +69,7 @@ class Engine:
         provider_name: str = "provider",
         periodic: list[Every] | None = None,
     ) -> None:
-        self._database = database
+        self._jobs = jobs
         self._steps = steps
         self._config = config or EngineConfig()
         self._limiter = provider_limiter
@@ -135,8 +134,7 @@ class Engine:
             self._full = True
             return []
         try:
-            return await claim_due(
-                self._database,
+            return await self._jobs.claim_due(
                 owner=self.owner,
                 now=utcnow(),
                 lease=self._config.lease,
@@ -152,7 +150,7 @@ class Engine:
                 return
             result = await self._held(claim)
             if not result.released:
-                await release(self._database, claim, next_check_at=result.next_check_at)
+                await self._jobs.release(claim, next_check_at=result.next_check_at)
         except LeaseLost:
             log.info("lease lost; another holder or a user moved the video", video=claim.video_id)
         except ProviderError as error:
@@ -190,7 +188,7 @@ class Engine:
             threshold = utcnow() + lease * 2 / 3
             for held in [held for held in self._holding if held.claim.until <= threshold]:
                 try:
-                    held.claim = await extend(self._database, held.claim, now=utcnow(), lease=lease)
+                    held.claim = await self._jobs.extend(held.claim, now=utcnow(), lease=lease)
                 except LeaseLost:
                     held.scope.cancel()
                 except Exception:
@@ -206,9 +204,7 @@ class Engine:
 
     async def _retry_later(self, claim: Claim, *, seconds: float) -> None:
         try:
-            await release(
-                self._database, claim, next_check_at=utcnow() + timedelta(seconds=seconds)
-            )
+            await self._jobs.release(claim, next_check_at=utcnow() + timedelta(seconds=seconds))
         except Exception:
             log.exception("could not release; the lease will expire", video=claim.video_id)
 
