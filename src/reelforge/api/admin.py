@@ -206,5 +206,5 @@ async def deliveries(
 )
 async def replay(
     delivery_id: str, _admin: AdminAccount, runtime: RuntimeDep
-) -> Envelope[AdminDeliveryOut]:
-    return Envelope(data=AdminDeliveryOut.of_row(await runtime.admin.replay(delivery_id)))
+) -> Envelope[DeliveryOut]:
+    return Envelope(data=DeliveryOut.of(await runtime.admin.replay(delivery_id)))

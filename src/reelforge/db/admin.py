@@ -6,14 +6,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from reelforge.db.models import LedgerEntry, User, Video, WebhookDelivery, WebhookEndpoint
 from reelforge.db.videos import to_view
+from reelforge.db.webhooks import delivery_view
 from reelforge.domain.admin import DayActivity, DeliveryRow, JobRow, OwnedVideo
 from reelforge.domain.states import JobState
-from reelforge.domain.webhooks import DeliveryStatus, DeliveryView
+from reelforge.domain.webhooks import DeliveryStatus
 
 _FAILED = [JobState.FAILED.value, JobState.EXPIRED.value]
 
@@ -94,25 +95,7 @@ _DELIVERIES = (
 
 
 def _delivery(delivery: WebhookDelivery, url: str, email: str) -> DeliveryRow:
-    return DeliveryRow(
-        delivery=DeliveryView(
-            id=delivery.id,
-            endpoint_id=delivery.endpoint_id,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            video_id=delivery.video_id,
-            payload=dict(delivery.payload),
-            status=DeliveryStatus(delivery.status),
-            attempts=delivery.attempts,
-            next_attempt_at=delivery.next_attempt_at,
-            last_status_code=delivery.last_status_code,
-            last_error=delivery.last_error,
-            created_at=delivery.created_at,
-            delivered_at=delivery.delivered_at,
-        ),
-        url=url,
-        owner_email=email,
-    )
+    return DeliveryRow(delivery=delivery_view(delivery), url=url, owner_email=email)
 
 
 async def deliveries(
@@ -124,18 +107,3 @@ async def deliveries(
     query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
     rows = (await session.execute(query.limit(limit))).all()
     return [_delivery(row[0], row[1], row[2]) for row in rows]
-
-
-async def requeue_delivery(session: AsyncSession, delivery_id: str, now: datetime) -> bool:
-    """Make any delivery due again now (attempts kept); False when there is no such delivery."""
-    result = await session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
-        .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-async def delivery(session: AsyncSession, delivery_id: str) -> DeliveryRow | None:
-    row = (await session.execute(_DELIVERIES.where(WebhookDelivery.id == delivery_id))).first()
-    return _delivery(row[0], row[1], row[2]) if row is not None else None

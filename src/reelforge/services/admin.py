@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from reelforge.bus import Bus, Notice, Topic
 from reelforge.db import admin as queries
+from reelforge.db import webhooks
 from reelforge.db.engine import Database
 from reelforge.db.videos import events_of
 from reelforge.domain.accounts import Account
@@ -20,7 +21,7 @@ from reelforge.domain.admin import (
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.videos import EventView
-from reelforge.domain.webhooks import check_delivery_status
+from reelforge.domain.webhooks import DeliveryView, check_delivery_status
 from reelforge.services.accounts import Accounts
 
 
@@ -77,14 +78,12 @@ class Admin:
         async with self._database.session() as session:
             return await queries.deliveries(session, wanted, _check_limit(limit))
 
-    async def replay(self, delivery_id: str) -> DeliveryRow:
+    async def replay(self, delivery_id: str) -> DeliveryView:
         """Queue any user's delivery to be sent again now; attempts so far are kept."""
-        async with self._database.session() as session, session.begin():
-            if not await queries.requeue_delivery(session, delivery_id, utcnow()):
-                raise NotFoundError("webhook delivery", delivery_id)
-            found = await queries.delivery(session, delivery_id)
-        assert found is not None
-        return found
+        replayed = await webhooks.replay(self._database, None, delivery_id, utcnow())
+        if replayed is None:
+            raise NotFoundError("webhook delivery", delivery_id)
+        return replayed
 
     async def set_disabled(self, admin: Account, user_id: str, disabled: bool) -> Account:
         """Disable (or enable again) a user; an admin can't lock themself out."""
