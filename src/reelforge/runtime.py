@@ -17,9 +17,11 @@ from reelforge.domain.quotas import QuotaPolicy
 from reelforge.domain.routing import Routes
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
+from reelforge.services.admin import Admin
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
 from reelforge.services.lifecycle import Lifecycle
+from reelforge.services.lineage import Lineages
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
@@ -47,6 +49,8 @@ class Runtime:
     inbound: InboundWebhooks
     webhooks: Webhooks
     deliverer: Deliverer
+    admin: Admin
+    lineages: Lineages
     bus: Bus
     redis: Redis | None = None
     provider: Provider | None = None
@@ -97,13 +101,14 @@ def open_runtime(
         ),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    accounts = Accounts(database, quota=default_quota(settings))
     bus = RedisBus(redis, f"{settings.redis_key_prefix}:bus") if redis else LocalBus()
     lifecycle = Lifecycle(database, bus)
     runtime = Runtime(
         settings=settings,
         database=database,
         storage=storage,
-        accounts=Accounts(database, quota=default_quota(settings)),
+        accounts=accounts,
         keys=ApiKeys(database),
         tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
         lifecycle=lifecycle,
@@ -134,6 +139,8 @@ def open_runtime(
         deliverer=Deliverer(
             database, allow_private_addresses=settings.webhook_allow_private_addresses
         ),
+        admin=Admin(database, accounts, bus),
+        lineages=Lineages(database),
         bus=bus,
         redis=redis,
         provider=default,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import limits
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ProviderName(StrEnum):
@@ -39,6 +40,7 @@ def _env(name: str, *plain: str) -> AliasChoices:
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
 class Settings(BaseSettings):
@@ -281,6 +283,14 @@ class Settings(BaseSettings):
             "through Redis when configured."
         ),
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("CORS_ORIGINS"),
+        description=(
+            "Comma-separated origins (`https://app.example.com`) whose pages may call the API "
+            "with credentials, such as a separately hosted front end; empty for none."
+        ),
+    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias=_env("HOST"),
@@ -314,6 +324,24 @@ class Settings(BaseSettings):
             limits.parse_many(value)
         except ValueError:
             raise ValueError("must be like '30/minute' or '10/second;500/day'") from None
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: give scheme://host[:port] without a path "
+                    "(a wildcard can't carry credentials)"
+                )
         return value
 
     @field_validator("secret_key")

@@ -218,8 +218,18 @@ class ServerProcess:
     @classmethod
     async def start(cls, environment: dict[str, str], directory: Path) -> Self:
         """Started and answering `/ready`, or the start fails with the server's log."""
+        server = cls.spawn(environment, directory, free_port())
+        try:
+            await server._ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    @classmethod
+    def spawn(cls, environment: dict[str, str], directory: Path, port: int) -> Self:
+        """`reelforge serve` started on `port`, not yet ready."""
         directory.mkdir(parents=True, exist_ok=True)
-        port = free_port()
         log = directory / "serve.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
@@ -230,13 +240,7 @@ class ServerProcess:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
-        server = cls(process, log, f"http://127.0.0.1:{port}")
-        try:
-            await server._ready()
-        except BaseException:
-            server.stop()
-            raise
-        return server
+        return cls(process, log, f"http://127.0.0.1:{port}")
 
     async def _ready(self) -> None:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
@@ -259,3 +263,18 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+@contextmanager
+def served(
+    directory: Path, port: int, extra_env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """`reelforge serve` in the embedded mode (SQLite, emulator, worker inside) in `directory`,
+    for synchronous fixtures; stopped at the end."""
+    environment = server_environment(directory / "data") | (extra_env or {})
+    server = ServerProcess.spawn(environment, directory, port)
+    try:
+        anyio.run(server._ready)
+        yield server
+    finally:
+        server.stop()

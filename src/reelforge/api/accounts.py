@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 
 from reelforge.api.auth import CurrentAccount, end_session, start_session
 from reelforge.api.deps import RuntimeDep
@@ -61,6 +62,21 @@ async def logout(response: Response) -> Envelope[dict[str, bool]]:
 @router.get("/me", responses=documented(401), summary="The caller's account")
 async def me(account: CurrentAccount) -> Envelope[AccountOut]:
     return Envelope(data=AccountOut.of(account))
+
+
+class PasswordChangeIn(BaseModel):
+    current_password: str
+    new_password: str = Field(description="At least 10 characters.")
+
+
+@router.post(
+    "/me/password", responses=documented(400, 401, 422), summary="Change your own password"
+)
+async def change_password(
+    body: PasswordChangeIn, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[dict[str, bool]]:
+    await runtime.accounts.change_password(account, body.current_password, body.new_password)
+    return Envelope(data={"changed": True})
 
 
 @router.get("/me/usage", responses=documented(401), summary="Quota and budget used")

@@ -20,6 +20,7 @@ from reelforge.providers.base import Provider
 from reelforge.providers.registry import build_providers
 from reelforge.runtime import Runtime, open_runtime
 from reelforge.settings import ProviderName, Settings, load_settings
+from reelforge.web import pages, security
 from reelforge.worker.runner import engine_for
 
 log = get_logger("reelforge.app")
@@ -55,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted video generation speaking the OpenAI Videos protocol.",
         lifespan=lifespan,
+        # Served by the studio from packaged assets (web/docs.py), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.metrics_registry = registry
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
@@ -65,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
+    pages.install(app)
+    security.install(app, settings.cors_origins)
     _gateway_answers_400_not_422(app)
     return app
 

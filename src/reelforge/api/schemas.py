@@ -14,6 +14,7 @@ from reelforge.domain.catalog import Quality, quality_of
 from reelforge.domain.quotas import QuotaUsage
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import EventView, VideoView
+from reelforge.services.lineage import Lineage, LineageNode
 
 T = TypeVar("T")
 
@@ -114,6 +115,31 @@ class VideoOut(BaseModel):
             archived_at=unix(view.archived_at),
             file_url=base if Variant.VIDEO in downloads else None,
             downloads=downloads,
+        )
+
+
+class LineageNodeOut(BaseModel):
+    video: VideoOut
+    children: list[LineageNodeOut]
+
+    @classmethod
+    def of(cls, node: LineageNode) -> LineageNodeOut:
+        return cls(
+            video=VideoOut.of(node.video), children=[cls.of(child) for child in node.children]
+        )
+
+
+class LineageOut(BaseModel):
+    focus_id: str = Field(description="The video asked about.")
+    truncated: bool = Field(description="The tree was cut at its size or depth limit.")
+    root: LineageNodeOut = Field(description="The oldest ancestor you can see.")
+
+    @classmethod
+    def of(cls, lineage: Lineage) -> LineageOut:
+        return cls(
+            focus_id=lineage.focus_id,
+            truncated=lineage.truncated,
+            root=LineageNodeOut.of(lineage.root),
         )
 
 

@@ -17,6 +17,7 @@ from reelforge.api.schemas import (
     Envelope,
     EstimateOut,
     EventOut,
+    LineageOut,
     Pagination,
     RemixIn,
     RerunIn,
@@ -229,6 +230,13 @@ async def video_events(
 ) -> Envelope[list[EventOut]]:
     events = await runtime.videos.events(account, video_id)
     return Envelope(data=[EventOut.of(event) for event in events])
+
+
+@router.get("/{video_id}/lineage", responses=documented(401, 404), summary="Parents and remixes")
+async def video_lineage(
+    video_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[LineageOut]:
+    return Envelope(data=LineageOut.of(await runtime.lineages.of(account, video_id)))
 
 
 @router.get(

@@ -186,17 +186,17 @@ async def deliveries_of(
 
 
 async def replay(
-    database: Database, user_id: str, delivery_id: str, now: datetime
+    database: Database, user_id: str | None, delivery_id: str, now: datetime
 ) -> DeliveryView | None:
-    """The user's delivery made due again now; None when the user has no such delivery."""
+    """The user's delivery (any user's when `user_id` is None: an admin's replay) made due
+    again now; None when there is no such delivery."""
     async with database.session() as session, session.begin():
         # The UPDATE comes first so SQLite takes its write lock before any read.
-        owned = select(WebhookEndpoint.id).where(WebhookEndpoint.user_id == user_id)
-        result = await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id.in_(owned))
-            .values(status=_PENDING, next_attempt_at=now)
-        )
+        query = update(WebhookDelivery).where(WebhookDelivery.id == delivery_id)
+        if user_id is not None:
+            owned = select(WebhookEndpoint.id).where(WebhookEndpoint.user_id == user_id)
+            query = query.where(WebhookDelivery.endpoint_id.in_(owned))
+        result = await session.execute(query.values(status=_PENDING, next_attempt_at=now))
         if not getattr(result, "rowcount", 0):
             return None
         delivery = await session.get(WebhookDelivery, delivery_id, populate_existing=True)

@@ -17,7 +17,7 @@ from reelforge.domain.accounts import (
     check_password,
     normalize_email,
 )
-from reelforge.domain.errors import ConflictError, NotFoundError
+from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.ids import new_id
 from reelforge.domain.quotas import QuotaPolicy
 
@@ -96,6 +96,20 @@ class Accounts:
         hashed = self._hasher.hash(check_password(password))
         async with self._database.session() as session, session.begin():
             (await self._by_email(session, email)).password_hash = hashed
+
+    async def change_password(self, account: Account, current: str, new: str) -> None:
+        """A user's own change: the current password must be right, the new one valid."""
+        try:
+            hashed = self._hasher.hash(check_password(new))
+        except InputError as exc:
+            raise InputError("new_password", exc.message) from None
+        async with self._database.session() as session, session.begin():
+            user = await session.get(User, account.id)
+            if user is None or user.password_hash is None:
+                raise NotFoundError("user", account.id)
+            if not self._hasher.verify(current, user.password_hash):
+                raise InputError("current_password", "does not match your current password")
+            user.password_hash = hashed
 
     async def set_disabled(self, email: str, disabled: bool) -> Account:
         async with self._database.session() as session, session.begin():

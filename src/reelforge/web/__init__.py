@@ -1,1 +1,1 @@
-"""Web studio: server-rendered pages."""
+"""The studio: server-rendered pages, their static files, offline API docs and HTTP hardening."""

@@ -1,0 +1,47 @@
+"""A live `reelforge serve` and Debian's chromium for the studio's browser tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from reelforge.emulator.server import free_port
+from tests.support.browser import (
+    ADMIN_PASSWORD,
+    CHROMIUM_ARGS,
+    Inspector,
+    axe_script,
+    chromium,
+)
+from tests.support.processes import ServerProcess, served
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    return axe_script()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    directory = tmp_path_factory.mktemp("studio")
+    env = {"REELFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "REELFORGE_CREATE_RATE_LIMIT": "100/minute"}
+    with served(directory, free_port(), env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def inspector(axe_source: str) -> Inspector:
+    return Inspector(axe_source)
