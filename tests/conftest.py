@@ -203,7 +203,7 @@ def settings(make_settings: Any) -> Settings:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
 
 
@@ -212,7 +212,7 @@ async def working_app(make_settings: Any) -> AsyncIterator[FastAPI]:
     """The app exactly as `reelforge serve` runs it: the worker drives videos through the
     built-in emulator."""
     application = create_app(make_settings())
-    async with LifespanManager(application):
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         yield application
 
 

@@ -84,7 +84,6 @@ async def running_video(app: FastAPI, make_caller: MakeCaller) -> str:
         video_id,
         provider_video_id=UPSTREAM_ID,
         job_state="in_progress",
-        status="in_progress",
         progress=40,
         next_check_at=utcnow() + LATER,
     )

@@ -312,7 +312,7 @@ async def test_a_full_disk_fails_the_archive_cleanly_and_it_completes_once_space
 
                 async def failed_twice() -> bool:
                     video = await video_row(database, view.id)
-                    return int(video.metadata_.get("archive_failures", 0)) >= 2
+                    return video.archive_failures >= 2
 
                 await eventually(failed_twice, "the archive was tried twice on a full disk")
                 video = await video_row(database, view.id)
@@ -655,9 +655,7 @@ async def test_a_disk_that_fills_between_variants_loses_no_variant_for_good(
 
                 async def settled() -> bool:
                     video = await video_row(database, view.id)
-                    return video.job_state == "completed" or (
-                        int(video.metadata_.get("archive_failures", 0)) >= 1
-                    )
+                    return video.job_state == "completed" or (video.archive_failures >= 1)
 
                 await eventually(settled, "the archive ran into the full disk")
                 filler.unlink()
