@@ -35,7 +35,6 @@ LATER = timedelta(hours=1)
 # Columns a webhook must never touch (the provider's retrieve is the truth).
 UNTOUCHED = (
     "job_state",
-    "status",
     "progress",
     "lease_version",
     "lease_owner",
@@ -188,7 +187,7 @@ async def test_an_unknown_or_finished_video_is_acknowledged_without_change(
     assert response.status_code == 200
     assert response.json()["data"]["duplicate"] is False
 
-    await _set(runtime, running_video, job_state="completed", status="completed")
+    await _set(runtime, running_video, job_state="completed")
     before = await _video(runtime, running_video)
     finished = _body()
     response = await hooks.post(HOOK, content=finished, headers=signed(finished))
