@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from reelforge.cli.console import output, run_with_runtime
 from reelforge.domain.accounts import Role
-from reelforge.runtime import Runtime
+
+if TYPE_CHECKING:
+    from reelforge.runtime import Runtime
 
 users = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)

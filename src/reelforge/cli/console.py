@@ -1,18 +1,20 @@
-"""What every command shares: the console, settings that fail politely, and a runtime to use."""
+"""What every command shares: the console, settings that fail politely, and a runtime to use.
+
+Cheap to import (`--help` and the client commands load it): the settings, database and
+runtime modules are imported inside the functions that need them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-import uvloop
 from rich.console import Console
 
-from reelforge.db import migrate
-from reelforge.domain.errors import ConflictError, InputError, NotFoundError
-from reelforge.runtime import Runtime, open_runtime
-from reelforge.settings import Settings, SettingsError, load_settings
+if TYPE_CHECKING:
+    from reelforge.runtime import Runtime
+    from reelforge.settings import Settings
 
 T = TypeVar("T")
 
@@ -21,6 +23,8 @@ output = Console()
 
 
 def settings_or_exit(**overrides: object) -> Settings:
+    from reelforge.settings import SettingsError, load_settings
+
     try:
         return load_settings(**overrides)
     except SettingsError as exc:
@@ -31,6 +35,12 @@ def settings_or_exit(**overrides: object) -> Settings:
 def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run `action` against the configured database and storage (the embedded one migrated
     first, as `serve` does); use-case errors become a red line and exit status 1."""
+    import uvloop
+
+    from reelforge.db import migrate
+    from reelforge.domain.errors import ConflictError, InputError, NotFoundError
+    from reelforge.runtime import open_runtime
+
     settings = settings_or_exit()
 
     async def main() -> T:

@@ -1,19 +1,23 @@
-"""The `reelforge` command: serve, migrate and friends."""
+"""The `reelforge` command: serve, migrate and friends, and the client commands.
+
+Only typer, rich and the command modules load before a command runs: each command imports
+what it needs (the app, the database, the settings) itself, so `--help` and the client
+commands start quickly.
+"""
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvloop
 
+from reelforge.cli import client
 from reelforge.cli.accounts import keys, users
 from reelforge.cli.console import console, run_with_runtime, settings_or_exit
-from reelforge.db import migrate as migrations
-from reelforge.logs import configure_logging
-from reelforge.runtime import Runtime
-from reelforge.settings import ProviderName, Settings
+
+if TYPE_CHECKING:
+    from reelforge.runtime import Runtime
+    from reelforge.settings import Settings
 
 app = typer.Typer(
     name="reelforge",
@@ -23,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(users, name="users")
 app.add_typer(keys, name="keys")
+client.register(app)
 
 
 @app.command()
@@ -31,8 +36,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind (REELFORGE_PORT).")] = None,
 ) -> None:
     """Run the API, studio and (embedded) worker on one server."""
+    import uvloop
     from granian import Granian
     from granian.constants import Interfaces, Loops
+
+    from reelforge.db import migrate as migrations
+    from reelforge.logs import configure_logging
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(**overrides)
@@ -56,6 +65,7 @@ def _preload(settings: Settings) -> None:
     """Import the app here, once: granian forks its workers, which then start without
     paying seconds of imports each (what keeps /ready within its start-up budget)."""
     import reelforge.api.app
+    from reelforge.settings import ProviderName
 
     if settings.provider is ProviderName.EMULATOR:
         import reelforge.emulator.app
@@ -63,6 +73,8 @@ def _preload(settings: Settings) -> None:
 
 
 def _ensure_first_admin() -> None:
+    from reelforge.db import migrate as migrations
+
     async def ensure(runtime: Runtime) -> None:
         settings = runtime.settings
         if await migrations.current_revision(settings.resolved_database_url) != (
@@ -89,6 +101,11 @@ def worker(
     ] = None,
 ) -> None:
     """Run the job engine on its own; start as many as you like against PostgreSQL."""
+    import uvloop
+
+    from reelforge.logs import configure_logging
+    from reelforge.settings import ProviderName
+
     settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_format)
     if settings.provider is ProviderName.EMULATOR:
@@ -101,7 +118,10 @@ def worker(
 
 
 async def _work(settings: Settings, concurrency: int | None) -> None:
+    from contextlib import AsyncExitStack
+
     from reelforge.api.app import provider_for
+    from reelforge.db import migrate as migrations
     from reelforge.runtime import open_runtime
     from reelforge.worker.runner import engine_for, run_until_signalled
 
@@ -146,6 +166,10 @@ def migrate(
     status: Annotated[bool, typer.Option("--status", help="Only show the revision.")] = False,
 ) -> None:
     """Apply (or roll back) the database migrations."""
+    import uvloop
+
+    from reelforge.db import migrate as migrations
+
     settings = settings_or_exit()
     url = settings.resolved_database_url
     if not status:
