@@ -99,7 +99,7 @@ def _finish(
         raise CommandError(ExitCode.VIDEO_FAILED, f"{video['id']} {video['status']}: {reason}")
     if output_path is not None:
         saved = remote.download(video["id"], "video", output_path)
-        console.print(f"saved {saved}", highlight=False, markup=False)
+        console.print(f"saved {saved}", highlight=False, markup=False, soft_wrap=True)
     typer.echo(video["id"])
 
 
@@ -148,6 +148,7 @@ def login(
         f"logged in to {config.url} as {me['email']}; key saved in {path}",
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
 
 
@@ -220,23 +221,32 @@ def list_videos(
     if as_json:
         _print_json(videos)
         return
-    from rich.table import Table
-
     columns = ("id", "status", "progress", "model", "size", "seconds", "cost", "created", "prompt")
-    table = Table(*columns)
-    for video in videos:
-        cost = video["cost"]
-        table.add_row(
+    rows = [
+        (
             video["id"],
             video["status"],
             f"{video['progress']}%",
             video["model"],
             video["size"],
             video["seconds"],
-            cost["final"] or cost["estimate"],
+            video["cost"]["final"] or video["cost"]["estimate"],
             str(video["created_at"])[:16].replace("T", " "),
-            _short(video["prompt"]),
+            video["prompt"],
         )
+        for video in videos
+    ]
+    if not output.is_terminal:
+        # Tab-separated, whole values: what `cut` and `awk` expect from a pipe.
+        for row in (columns, *rows):
+            typer.echo("\t".join(" ".join(value.split()) for value in row))
+        return
+    from rich.table import Table
+
+    table = Table(*columns)
+    table.columns[0].no_wrap = True
+    for row in rows:
+        table.add_row(*row[:-1], _short(row[-1]))
     output.print(table)
 
 
@@ -269,7 +279,7 @@ def show(
     }
     for name, value in rows.items():
         if value:
-            output.print(f"{name + ':':14} {value}", highlight=False, markup=False)
+            output.print(f"{name + ':':14} {value}", highlight=False, markup=False, soft_wrap=True)
 
 
 def download(

@@ -56,5 +56,7 @@ def stop(error: CommandError) -> NoReturn:
     """Print `error: …` on stderr and exit with its code."""
     from reelforge.cli.console import console
 
-    console.print(f"error: {error.message}", style="red", highlight=False, markup=False)
+    console.print(
+        f"error: {error.message}", style="red", highlight=False, markup=False, soft_wrap=True
+    )
     raise typer.Exit(int(error.code))

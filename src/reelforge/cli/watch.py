@@ -31,7 +31,12 @@ class Lines:
         shown = (video["status"], int(video.get("progress") or 0))
         if shown != self.last:
             self.last = shown
-            console.print(f"{video['id']} {shown[0]} {shown[1]}%", highlight=False, markup=False)
+            console.print(
+                f"{video['id']} {shown[0]} {shown[1]}%",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
 
     def close(self) -> None:
         return None
