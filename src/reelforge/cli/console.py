@@ -34,12 +34,13 @@ def settings_or_exit(**overrides: object) -> Settings:
 
 def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run `action` against the configured database and storage (the embedded one migrated
-    first, as `serve` does); use-case errors become a red line and exit status 1."""
+    first, as `serve` does); use-case and storage errors become a red line and exit status 1."""
     import uvloop
 
     from reelforge.db import migrate
     from reelforge.domain.errors import ConflictError, InputError, NotFoundError
     from reelforge.runtime import open_runtime
+    from reelforge.storage import StorageError
 
     settings = settings_or_exit()
 
@@ -54,6 +55,6 @@ def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
 
     try:
         return uvloop.run(main())
-    except (InputError, NotFoundError, ConflictError) as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+    except (InputError, NotFoundError, ConflictError, StorageError) as exc:
+        console.print(str(exc), style="red", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
