@@ -325,6 +325,13 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("openai_base_url")
+    @classmethod
+    def _http_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://api.example.com/v1")
+        return value
+
     @field_validator("storage_url")
     @classmethod
     def _known_storage(cls, value: str | None) -> str | None:

@@ -41,11 +41,12 @@ def serve(
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    from reelforge.cli.startup import checked_settings
     from reelforge.db import migrate as migrations
     from reelforge.logs import configure_logging
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings_or_exit(**overrides)
+    settings = checked_settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     if settings.is_embedded_database:
         uvloop.run(migrations.upgrade(settings.resolved_database_url))
@@ -104,10 +105,11 @@ def worker(
     """Run the job engine on its own; start as many as you like against PostgreSQL."""
     import uvloop
 
+    from reelforge.cli.startup import checked_settings
     from reelforge.logs import configure_logging
     from reelforge.settings import ProviderName
 
-    settings = settings_or_exit()
+    settings = checked_settings()
     configure_logging(settings.log_level, settings.log_format)
     if settings.provider is ProviderName.EMULATOR:
         console.print(
