@@ -16,6 +16,7 @@ from reelforge.domain import catalog
 from reelforge.domain.quotas import QuotaPolicy
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
+from reelforge.services.heartbeats import Heartbeats
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
 from reelforge.services.outbound import Deliverer, Webhooks
@@ -43,6 +44,7 @@ class Runtime:
     inbound: InboundWebhooks
     webhooks: Webhooks
     deliverer: Deliverer
+    heartbeats: Heartbeats
     redis: Redis | None = None
     provider: Provider | None = None
     checks: dict[str, Check] = field(default_factory=dict)
@@ -108,6 +110,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         deliverer=Deliverer(
             database, allow_private_addresses=settings.webhook_allow_private_addresses
         ),
+        heartbeats=Heartbeats(database),
         redis=redis,
         provider=provider,
     )
@@ -117,6 +120,9 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         runtime.checks["redis"] = redis.ping
     if provider is not None:
         runtime.checks["provider"] = provider.check
+    if not settings.embedded_worker and settings.worker_silence_seconds is not None:
+        silence = timedelta(seconds=settings.worker_silence_seconds)
+        runtime.checks["workers"] = lambda: runtime.heartbeats.check(silence)
     return runtime
 
 
