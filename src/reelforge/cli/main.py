@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reelforge.cli import client, operator
+from reelforge.cli import client, doctor, operator
 from reelforge.cli.accounts import keys, users
 from reelforge.cli.console import console, run_with_runtime, settings_or_exit
 
@@ -29,6 +29,7 @@ app.add_typer(users, name="users")
 app.add_typer(keys, name="keys")
 client.register(app)
 operator.register(app)
+app.command("doctor")(doctor.doctor)
 
 
 @app.command()

@@ -11,15 +11,17 @@ from reelforge.settings import ProviderName, Settings
 
 def checked_settings(**overrides: object) -> Settings:
     """The settings, with the provider they name buildable; else the reason and exit 2."""
+    import uvloop
+
     settings = settings_or_exit(**overrides)
-    problem = provider_problem(settings)
+    problem = uvloop.run(provider_problem(settings))
     if problem is not None:
         console.print(f"invalid settings:\n  {problem}", style="red", highlight=False, markup=False)
         raise typer.Exit(2)
     return settings
 
 
-def provider_problem(settings: Settings) -> str | None:
+async def provider_problem(settings: Settings) -> str | None:
     """Why the configured provider can't be built, naming the variable; None when it can."""
     from pydantic import ValidationError
 
@@ -35,8 +37,6 @@ def provider_problem(settings: Settings) -> str | None:
                 for error in exc.errors()
             )
         return None
-    import uvloop
-
     from reelforge.providers.registry import build_provider
     from reelforge.settings import SettingsError
 
@@ -44,5 +44,5 @@ def provider_problem(settings: Settings) -> str | None:
         provider = build_provider(settings)
     except SettingsError as exc:
         return str(exc)
-    uvloop.run(provider.aclose())
+    await provider.aclose()
     return None
