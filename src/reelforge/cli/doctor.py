@@ -3,10 +3,8 @@ the command or setting that fixes it. Runs here, on the settings, not over HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -16,6 +14,8 @@ import typer
 from reelforge.cli.console import output
 
 if TYPE_CHECKING:
+    from contextlib import AsyncExitStack
+
     from reelforge.runtime import Runtime
     from reelforge.settings import Settings
 
@@ -67,6 +67,8 @@ async def diagnose() -> list[Finding]:
     if problem is not None:
         return [Finding("configuration", False, problem, "set the variables named above")]
     findings = [Finding("configuration", True, _summary(settings))]
+    from contextlib import AsyncExitStack
+
     from reelforge.runtime import open_runtime
 
     async with AsyncExitStack() as stack:
@@ -101,6 +103,8 @@ def _summary(settings: Settings) -> str:
 
 async def _attempt(action: Callable[[], Awaitable[object]]) -> str | None:
     """None when `action` succeeds in time, else why not."""
+    import asyncio
+
     try:
         await asyncio.wait_for(action(), SECONDS_EACH)
     except TimeoutError:
