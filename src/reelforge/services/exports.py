@@ -245,7 +245,6 @@ def _row(
         size=parameters["size"],
         seconds=int(parameters["seconds"]),
         remixed_from_video_id=lineage,
-        status="completed",
         progress=100,
         created_at=datetime.fromisoformat(entry["created_at"]),
         completed_at=_moment(entry["completed_at"]),
