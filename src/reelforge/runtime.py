@@ -11,6 +11,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from reelforge.bus import Bus, LocalBus, RedisBus
 from reelforge.db.engine import Database
 from reelforge.domain import catalog
 from reelforge.domain.quotas import QuotaPolicy
@@ -19,10 +20,12 @@ from reelforge.services.accounts import Accounts
 from reelforge.services.heartbeats import Heartbeats
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
-from reelforge.services.outbound import Deliverer, Webhooks
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
+from reelforge.services.webhook_delivery import Deliverer
+from reelforge.services.webhook_endpoints import Webhooks
 from reelforge.settings import Settings
 from reelforge.storage import Storage, open_storage
 
@@ -39,12 +42,14 @@ class Runtime:
     accounts: Accounts
     keys: ApiKeys
     tokens: Tokens
+    lifecycle: Lifecycle
     videos: Videos
     create_limiter: RateLimiter
     inbound: InboundWebhooks
     webhooks: Webhooks
     deliverer: Deliverer
     heartbeats: Heartbeats
+    bus: Bus
     redis: Redis | None = None
     provider: Provider | None = None
     checks: dict[str, Check] = field(default_factory=dict)
@@ -52,6 +57,7 @@ class Runtime:
     async def close(self) -> None:
         if self.provider is not None:
             await self.provider.aclose()
+        await self.bus.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.database.close()
@@ -77,6 +83,8 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         ),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    bus = RedisBus(redis, f"{settings.redis_key_prefix}:bus") if redis else LocalBus()
+    lifecycle = Lifecycle(database, bus)
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -84,10 +92,12 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         accounts=Accounts(database, quota=default_quota(settings)),
         keys=ApiKeys(database),
         tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
+        lifecycle=lifecycle,
         videos=Videos(
             database,
             storage,
             catalog.provider(settings.provider),
+            lifecycle,
             max_prompt_length=settings.max_prompt_length,
         ),
         create_limiter=RateLimiter(
@@ -111,6 +121,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
             database, allow_private_addresses=settings.webhook_allow_private_addresses
         ),
         heartbeats=Heartbeats(database),
+        bus=bus,
         redis=redis,
         provider=provider,
     )

@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.is_embedded_database:
                 await migrate.upgrade(settings.resolved_database_url)
             app.state.runtime = runtime
+            await _listen(runtime, stack)
             if settings.embedded_worker:
                 await _start_engine(runtime, provider, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
@@ -96,6 +97,13 @@ def provider_for(settings: Settings, stack: AsyncExitStack) -> Provider:
     # A mounted app gets no lifespan of its own: its shutdown is ours.
     stack.callback(emulator.state.emulator.close)
     return build_provider(settings, emulator_app=emulator)
+
+
+async def _listen(runtime: Runtime, stack: AsyncExitStack) -> None:
+    """Carry other processes' bus notices to this one's subscribers while the app runs."""
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+    tasks.start_soon(runtime.bus.listen)
 
 
 async def _start_engine(runtime: Runtime, provider: Provider, stack: AsyncExitStack) -> None:

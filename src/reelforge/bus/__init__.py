@@ -1,1 +1,7 @@
-"""Realtime bus adapter: in-process or Redis pub/sub."""
+"""The bus: "this changed" notices between Reelforge's parts and processes (hints, never truth)."""
+
+from reelforge.bus.local import LocalBus
+from reelforge.bus.notices import Bus, Notice, Topic
+from reelforge.bus.redis import RedisBus
+
+__all__ = ["Bus", "LocalBus", "Notice", "RedisBus", "Topic"]

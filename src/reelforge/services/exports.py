@@ -121,7 +121,7 @@ class Exports:
         query = (
             select(Video, User.email)
             .join(User, User.id == Video.owner_id)
-            .where(Video.job_state == JobState.COMPLETED.value, Video.deleted_at.is_(None))
+            .where(Video.job_state == JobState.COMPLETED, Video.deleted_at.is_(None))
             .where(Video.video_key.is_not(None))
             .order_by(Video.created_at, Video.id)
         )
@@ -258,7 +258,7 @@ def _row(
                 "provider_video_id": entry["provider_video_id"],
             },
         },
-        job_state=JobState.COMPLETED.value,
+        job_state=JobState.COMPLETED,
     )
     for variant, (key, size, sha256) in stored.items():
         setattr(video, f"{variant.value}_key", key)

@@ -1,7 +1,7 @@
 """worker heartbeats: when each job-engine process last said it was alive
 
 Revision ID: 0004_worker_heartbeats
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_worker_heartbeats"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
