@@ -32,8 +32,11 @@ class Finding:
 
 
 def doctor() -> None:
-    """Check configuration, database and migrations, storage, Redis, the provider and the
-    workers; exit 1 if any is wrong, each with what fixes it."""
+    """Check every part of this installation and say what fixes what is wrong.
+
+    Configuration, database and migrations, storage, Redis, the provider and the workers;
+    exit 1 if any is wrong.
+    """
     import uvloop
 
     findings = uvloop.run(diagnose())

@@ -97,8 +97,11 @@ def export(
         str | None, typer.Option(help="Only this user's videos (email); default everyone's.")
     ] = None,
 ) -> None:
-    """Export archived videos with thumbnail, spritesheet and metadata, checked against the
-    archive's sha256. Run it again after an interruption: finished videos are skipped."""
+    """Export archived videos with thumbnail, spritesheet and metadata.
+
+    Each file is checked against the archive's sha256. Run it again after an interruption:
+    finished videos are skipped.
+    """
     from reelforge.services.exports import Exports
 
     async def run(runtime: Runtime) -> None:
@@ -121,8 +124,10 @@ def import_(
         typer.Option(help="Give every video to this user (email); default their own owners."),
     ] = None,
 ) -> None:
-    """Import an export into this installation; owners must exist (`reelforge users create`)
-    and videos already here are skipped."""
+    """Import an export into this installation.
+
+    Owners must exist (`reelforge users create`); videos already here are skipped.
+    """
     from reelforge.services.exports import Exports
 
     async def run(runtime: Runtime) -> None:
