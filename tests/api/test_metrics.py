@@ -53,8 +53,9 @@ async def test_videos_queue_archive_and_spend(app: FastAPI, make_caller: MakeCal
     assert sum(states.values()) == 1
     assert figures[("reelforge_archive_bytes", ())] == 1110
     assert figures[("reelforge_queue_lag_seconds", ())] >= 0
-    reserved = figures[("reelforge_ledger_usd_total", (("kind", "reserve"),))]
+    reserved = figures[("reelforge_ledger_usd", (("kind", "reserve"),))]
     assert Decimal(str(reserved)) == 2 * Decimal(first["cost"]["estimate"])
+    assert figures[("reelforge_spend_usd", ())] == reserved
     assert ("reelforge_upstream_polls_total", (("provider", "emulator"),)) in figures
 
 

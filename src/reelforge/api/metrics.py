@@ -53,12 +53,21 @@ class TotalsCollector(Collector):
             "Bytes of archived videos, thumbnails and spritesheets (deleted videos excluded).",
             value=figures.archive_bytes,
         )
-        spend = CounterMetricFamily(
-            "reelforge_ledger_usd", "Money in the ledger by kind (USD).", labels=["kind"]
+        yield GaugeMetricFamily(
+            "reelforge_spend_usd",
+            "Money spent (USD): reservations, less refunds, adjusted to final costs; what "
+            "budgets count.",
+            value=float(sum(figures.ledger.values())),
+        )
+        ledger = GaugeMetricFamily(
+            "reelforge_ledger_usd",
+            "The ledger's sum by kind (USD): reserve, settle (final cost less the estimate), "
+            "refund (negative).",
+            labels=["kind"],
         )
         for kind, amount in sorted(figures.ledger.items()):
-            spend.add_metric([kind], float(amount))
-        yield spend
+            ledger.add_metric([kind], float(amount))
+        yield ledger
         deliveries = GaugeMetricFamily(
             "reelforge_webhook_deliveries",
             "Outgoing webhook deliveries by status.",
