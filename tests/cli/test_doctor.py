@@ -70,6 +70,16 @@ def test_a_bad_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "REELFORGE_PORT" in lines(result)["configuration"]
 
 
+def test_a_malformed_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REELFORGE_DATABASE_URL", "postgresql+asyncpg://x:y@host:port/db")
+
+    result = runner.invoke(app, ["doctor"])
+
+    assert result.exit_code == 1
+    assert failed(result) == {"configuration"}
+    assert "REELFORGE_DATABASE_URL" in lines(result)["configuration"]
+
+
 def test_an_unreachable_database(migrated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REELFORGE_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/x")
 

@@ -25,6 +25,8 @@ runner = CliRunner()
         ),
         ({"REELFORGE_EMULATOR_FAILURE_RATE": "lots"}, "REELFORGE_EMULATOR_FAILURE_RATE"),
         ({"REELFORGE_PROVIDER": "veo3"}, "REELFORGE_PROVIDER"),
+        ({"REELFORGE_STORAGE_URL": "s3://"}, "REELFORGE_STORAGE_URL"),
+        ({"REELFORGE_DATABASE_URL": "postgresql+asyncpg://x:y@host:port/db"}, "DATABASE_URL"),
     ],
 )
 def test_a_bad_provider_setting_stops_start_up_with_one_message(

@@ -59,14 +59,15 @@ def doctor() -> None:
 
 async def diagnose() -> list[Finding]:
     """Every part's finding, in the order a start-up needs them."""
-    from reelforge.cli.startup import provider_problem
+    from reelforge.cli.startup import database_url_problem, provider_problem
     from reelforge.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()
     except SettingsError as exc:
         return [Finding("configuration", False, str(exc), "set the variables named above")]
-    problem = await provider_problem(settings)
+    # A storage URL that can't be opened is the storage part's finding, below.
+    problem = database_url_problem(settings) or await provider_problem(settings)
     if problem is not None:
         return [Finding("configuration", False, problem, "set the variables named above")]
     findings = [Finding("configuration", True, _summary(settings))]
@@ -78,9 +79,10 @@ async def diagnose() -> list[Finding]:
         try:
             runtime = open_runtime(settings)
             unopened = None
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             # The store could not even be opened: say so, and check the rest without it.
-            unopened = _storage_failed(settings.resolved_storage_url, f"OSError: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            unopened = _storage_failed(settings.resolved_storage_url, error)
             runtime = open_runtime(settings.model_copy(update={"storage_url": "memory://"}))
         stack.push_async_callback(runtime.close)
         findings.append(await _database(runtime))

@@ -1,5 +1,6 @@
 """Everything `serve` and `worker` check before they start or print anything: settings, the
-provider's own settings, and what the provider is built from. One message, exit status 2."""
+URLs the database and storage are opened from, the provider's own settings, and what the
+provider is built from. One message, exit status 2."""
 
 from __future__ import annotations
 
@@ -14,11 +15,42 @@ def checked_settings(**overrides: object) -> Settings:
     import uvloop
 
     settings = settings_or_exit(**overrides)
-    problem = uvloop.run(provider_problem(settings))
+    problem = adapter_problem(settings) or uvloop.run(provider_problem(settings))
     if problem is not None:
         console.print(f"invalid settings:\n  {problem}", style="red", highlight=False, markup=False)
         raise typer.Exit(2)
     return settings
+
+
+def adapter_problem(settings: Settings) -> str | None:
+    """Why the database or storage URL can't be opened, naming the variable; None when both
+    can (nothing is contacted: that is `doctor`'s and `/ready`'s business)."""
+    return database_url_problem(settings) or storage_url_problem(settings)
+
+
+def database_url_problem(settings: Settings) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(settings.resolved_database_url)
+    except (ArgumentError, ValueError) as exc:
+        return f"REELFORGE_DATABASE_URL or DATABASE_URL: not a database URL ({exc})"
+    return None
+
+
+def storage_url_problem(settings: Settings) -> str | None:
+    from reelforge.storage import open_storage
+
+    try:
+        open_storage(
+            settings.resolved_storage_url,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+        )
+    except (ValueError, OSError) as exc:
+        return f"REELFORGE_STORAGE_URL: {exc}"
+    return None
 
 
 async def provider_problem(settings: Settings) -> str | None:
