@@ -187,6 +187,8 @@ def make_settings(data_dir: Path) -> Any:
         overrides.setdefault("data_dir", data_dir)
         # Tests' webhook receivers listen on loopback; tests of the guard pass False.
         overrides.setdefault("webhook_allow_private_addresses", True)
+        # Tests run no worker process; tests of the workers' readiness entry set it.
+        overrides.setdefault("worker_silence_seconds", None)
         return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
     return make

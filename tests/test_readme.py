@@ -21,3 +21,19 @@ def test_every_setting_is_in_the_readme_table() -> None:
             if not any(f"`{choice}`" in line for line in table):
                 missing.append(str(choice))
     assert missing == []
+
+
+def test_links_stay_inside_the_repository_and_resolve() -> None:
+    import re
+
+    root = README.parent.resolve()
+    documents = [README, *sorted((root / "docs").glob("*.md"))]
+    broken = []
+    for document in documents:
+        for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text()):
+            if target.startswith(("http://", "https://", "#", "mailto:")):
+                continue
+            path = (document.parent / target.split("#")[0]).resolve()
+            if not path.is_relative_to(root) or not path.exists():
+                broken.append(f"{document.name}: {target}")
+    assert broken == []

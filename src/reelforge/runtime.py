@@ -18,6 +18,7 @@ from reelforge.domain.routing import Routes
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.admin import Admin
+from reelforge.services.heartbeats import Heartbeats
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
 from reelforge.services.lifecycle import Lifecycle
@@ -51,6 +52,7 @@ class Runtime:
     deliverer: Deliverer
     admin: Admin
     lineages: Lineages
+    heartbeats: Heartbeats
     bus: Bus
     redis: Redis | None = None
     provider: Provider | None = None
@@ -141,6 +143,7 @@ def open_runtime(
         ),
         admin=Admin(database, accounts, bus),
         lineages=Lineages(database),
+        heartbeats=Heartbeats(database),
         bus=bus,
         redis=redis,
         provider=default,
@@ -153,6 +156,9 @@ def open_runtime(
     for name, each in configured.items():
         # Every provider's health on /ready: the default under its old name, the others by theirs.
         runtime.checks["provider" if each is default else f"provider:{name}"] = each.check
+    if not settings.embedded_worker and settings.worker_silence_seconds is not None:
+        silence = timedelta(seconds=settings.worker_silence_seconds)
+        runtime.checks["workers"] = lambda: runtime.heartbeats.check(silence)
     return runtime
 
 

@@ -249,6 +249,15 @@ class Settings(BaseSettings):
         validation_alias=_env("WORKER_CONCURRENCY"),
         description="Jobs one worker steps at the same time.",
     )
+    worker_silence_seconds: Annotated[int, Field(ge=5, le=86400)] | None = Field(
+        default=60,
+        validation_alias=_env("WORKER_SILENCE_SECONDS"),
+        description=(
+            "With the worker outside the server (`REELFORGE_EMBEDDED_WORKER=false`), `/ready` "
+            "answers 503 (`workers` entry) when no worker's heartbeat is this recent; empty "
+            "leaves workers out of `/ready`."
+        ),
+    )
     lease_seconds: Annotated[int, Field(ge=10, le=3600)] = Field(
         default=120,
         validation_alias=_env("LEASE_SECONDS"),
@@ -312,7 +321,9 @@ class Settings(BaseSettings):
         description="`json`, `console`, or `auto` (JSON unless stderr is a terminal).",
     )
 
-    @field_validator("default_video_quota", "default_monthly_budget", mode="before")
+    @field_validator(
+        "default_video_quota", "default_monthly_budget", "worker_silence_seconds", mode="before"
+    )
     @classmethod
     def _empty_is_unlimited(cls, value: object) -> object:
         return None if value == "" else value
@@ -399,6 +410,13 @@ class Settings(BaseSettings):
     def _known_redis(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _http_base_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://api.example.com/v1")
         return value
 
     @field_validator("storage_url")

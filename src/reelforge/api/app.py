@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from reelforge import __version__
-from reelforge.api import accounts, admin, errors, gateway, health, videos, webhooks
+from reelforge.api import accounts, admin, errors, gateway, health, metrics, videos, webhooks
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.db import migrate
 from reelforge.logs import configure_logging, get_logger
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(accounts.router)
     app.include_router(videos.router)
     app.include_router(gateway.router)

@@ -1,10 +1,9 @@
-"""Liveness, readiness and metrics routes."""
+"""Liveness and readiness routes (metrics: api/metrics.py)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from reelforge.api.deps import RuntimeDep
@@ -46,9 +45,3 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         checks={r.name: CheckReport(ok=r.ok, ms=r.ms, error=r.error) for r in results},
     )
     return JSONResponse(report.model_dump(), status_code=200 if report.status == "ready" else 503)
-
-
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    body = generate_latest(request.app.state.metrics_registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from reelforge.cli.console import output, run_with_runtime
 from reelforge.domain.accounts import Role
-from reelforge.runtime import Runtime
+
+if TYPE_CHECKING:
+    from reelforge.runtime import Runtime
 
 users = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 keys = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -50,6 +51,8 @@ def list_users() -> None:
     """List users."""
 
     async def show(runtime: Runtime) -> None:
+        from rich.table import Table
+
         table = Table("id", "email", "name", "role", "disabled", "created")
         for account in await runtime.accounts.list():
             table.add_row(
@@ -113,6 +116,8 @@ def list_keys(user: Annotated[str, typer.Option(help="Email of the keys' owner."
 
     async def show(runtime: Runtime) -> None:
         account = await runtime.accounts.find(user)
+        from rich.table import Table
+
         table = Table("id", "name", "prefix", "created", "last used", "revoked")
         for info in await runtime.keys.list(account):
             table.add_row(

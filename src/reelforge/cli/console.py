@@ -1,18 +1,20 @@
-"""What every command shares: the console, settings that fail politely, and a runtime to use."""
+"""What every command shares: the console, settings that fail politely, and a runtime to use.
+
+Cheap to import (`--help` and the client commands load it): the settings, database and
+runtime modules are imported inside the functions that need them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-import uvloop
 from rich.console import Console
 
-from reelforge.db import migrate
-from reelforge.domain.errors import ConflictError, InputError, NotFoundError
-from reelforge.runtime import Runtime, open_runtime
-from reelforge.settings import Settings, SettingsError, load_settings
+if TYPE_CHECKING:
+    from reelforge.runtime import Runtime
+    from reelforge.settings import Settings
 
 T = TypeVar("T")
 
@@ -21,6 +23,8 @@ output = Console()
 
 
 def settings_or_exit(**overrides: object) -> Settings:
+    from reelforge.settings import SettingsError, load_settings
+
     try:
         return load_settings(**overrides)
     except SettingsError as exc:
@@ -30,7 +34,14 @@ def settings_or_exit(**overrides: object) -> Settings:
 
 def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run `action` against the configured database and storage (the embedded one migrated
-    first, as `serve` does); use-case errors become a red line and exit status 1."""
+    first, as `serve` does); use-case and storage errors become a red line and exit status 1."""
+    import uvloop
+
+    from reelforge.db import migrate
+    from reelforge.domain.errors import ConflictError, InputError, NotFoundError
+    from reelforge.runtime import open_runtime
+    from reelforge.storage import StorageError
+
     settings = settings_or_exit()
 
     async def main() -> T:
@@ -44,6 +55,6 @@ def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
 
     try:
         return uvloop.run(main())
-    except (InputError, NotFoundError, ConflictError) as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+    except (InputError, NotFoundError, ConflictError, StorageError) as exc:
+        console.print(str(exc), style="red", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -1,21 +1,25 @@
-"""The `reelforge` command: serve, migrate and friends."""
+"""The `reelforge` command: serve, migrate and friends, and the client commands.
+
+Only typer, rich and the command modules load before a command runs: each command imports
+what it needs (the app, the database, the settings) itself, so `--help` and the client
+commands start quickly.
+"""
 
 from __future__ import annotations
 
 import os
-from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvloop
 
+from reelforge.cli import client, doctor, operator
 from reelforge.cli.accounts import keys, users
 from reelforge.cli.console import console, run_with_runtime, settings_or_exit
-from reelforge.db import migrate as migrations
-from reelforge.logs import configure_logging
-from reelforge.runtime import Runtime
-from reelforge.settings import ProviderName, Settings
+
+if TYPE_CHECKING:
+    from reelforge.runtime import Runtime
+    from reelforge.settings import Settings
 
 app = typer.Typer(
     name="reelforge",
@@ -25,6 +29,9 @@ app = typer.Typer(
 )
 app.add_typer(users, name="users")
 app.add_typer(keys, name="keys")
+client.register(app)
+operator.register(app)
+app.command("doctor")(doctor.doctor)
 
 
 @app.command()
@@ -33,11 +40,16 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind (REELFORGE_PORT).")] = None,
 ) -> None:
     """Run the API, studio and (embedded) worker on one server."""
+    import uvloop
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    from reelforge.cli.startup import checked_settings
+    from reelforge.db import migrate as migrations
+    from reelforge.logs import configure_logging
+
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings_or_exit(**overrides)
+    settings = checked_settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     if settings.is_embedded_database:
         uvloop.run(migrations.upgrade(settings.resolved_database_url))
@@ -58,6 +70,7 @@ def _preload(settings: Settings) -> None:
     """Import the app here, once: granian forks its workers, which then start without
     paying seconds of imports each (what keeps /ready within its start-up budget)."""
     import reelforge.api.app
+    from reelforge.settings import ProviderName
 
     if ProviderName.EMULATOR in settings.enabled_providers:
         import reelforge.emulator.app
@@ -65,6 +78,8 @@ def _preload(settings: Settings) -> None:
 
 
 def _ensure_first_admin() -> None:
+    from reelforge.db import migrate as migrations
+
     async def ensure(runtime: Runtime) -> None:
         settings = runtime.settings
         if await migrations.current_revision(settings.resolved_database_url) != (
@@ -91,7 +106,13 @@ def worker(
     ] = None,
 ) -> None:
     """Run the job engine on its own; start as many as you like against PostgreSQL."""
-    settings = settings_or_exit()
+    import uvloop
+
+    from reelforge.cli.startup import checked_settings
+    from reelforge.logs import configure_logging
+    from reelforge.settings import ProviderName
+
+    settings = checked_settings()
     configure_logging(settings.log_level, settings.log_format)
     if settings.provider is ProviderName.EMULATOR:
         console.print(
@@ -103,7 +124,10 @@ def worker(
 
 
 async def _work(settings: Settings, concurrency: int | None) -> None:
+    from contextlib import AsyncExitStack
+
     from reelforge.api.app import providers_for
+    from reelforge.db import migrate as migrations
     from reelforge.runtime import open_runtime
     from reelforge.worker.runner import engine_for, run_until_signalled
 
@@ -166,6 +190,10 @@ def migrate(
     status: Annotated[bool, typer.Option("--status", help="Only show the revision.")] = False,
 ) -> None:
     """Apply (or roll back) the database migrations."""
+    import uvloop
+
+    from reelforge.db import migrate as migrations
+
     settings = settings_or_exit()
     url = settings.resolved_database_url
     if not status:

@@ -68,6 +68,7 @@ class Engine:
         provider_limiter: RateLimiter | None = None,
         provider_name: str = "provider",
         periodic: list[Every] | None = None,
+        owner: str | None = None,
     ) -> None:
         self._jobs = jobs
         self._steps = steps
@@ -79,7 +80,7 @@ class Engine:
         self._in_flight = 0
         self._full = False
         self._holding: set[_Held] = set()
-        self.owner = worker_name()
+        self.owner = owner or worker_name()
 
     def wake(self) -> None:
         """Look for due work now (a video was accepted, a webhook nudged one)."""

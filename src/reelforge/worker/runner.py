@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 
 import anyio
 
@@ -13,11 +14,13 @@ from reelforge.runtime import Runtime
 from reelforge.services.housekeeping import Housekeeping
 from reelforge.services.jobs import Jobs
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
-from reelforge.worker.engine import Engine, EngineConfig, Every
+from reelforge.worker.engine import Engine, EngineConfig, Every, worker_name
 from reelforge.worker.steps import Steps
 
 # How often outgoing webhooks that are due get sent.
 DELIVERY_SECONDS = 2.0
+# How often this worker tells /ready it is alive: well within the silence /ready allows.
+HEARTBEAT_SECONDS = 15.0
 # How often stale temporaries and long-deleted videos are cleaned up; both are cheap when idle.
 HOUSEKEEPING_SECONDS = 60.0
 
@@ -29,6 +32,7 @@ def engine_for(
     concurrency: int | None = None,
 ) -> Engine:
     settings = runtime.settings
+    owner = worker_name()
     jobs = Jobs(runtime.database)
     providers = provider if isinstance(provider, Mapping) else {provider.name: provider}
     steps = Steps(
@@ -59,7 +63,9 @@ def engine_for(
         ),
         provider_limiter=limiter,
         provider_name=next(iter(providers)),
+        owner=owner,
         periodic=[
+            Every(HEARTBEAT_SECONDS, partial(runtime.heartbeats.beat, owner)),
             Every(DELIVERY_SECONDS, runtime.deliverer.deliver_due),
             Every(HOUSEKEEPING_SECONDS, housekeeping.remove_stale_temporaries),
             Every(HOUSEKEEPING_SECONDS, housekeeping.purge_deleted),
