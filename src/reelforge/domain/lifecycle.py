@@ -10,6 +10,7 @@ from typing import Any
 
 from reelforge.domain.records import VideoRecord
 from reelforge.domain.states import JobState, check_transition
+from reelforge.domain.upstream import UpstreamStatus
 from reelforge.domain.videos import EventKind
 from reelforge.domain.webhooks import EventType, VideoSnapshot
 
@@ -121,3 +122,21 @@ def snapshot(video: VideoRecord) -> VideoSnapshot:
         error_code=video.error_code,
         error_message=video.error_message,
     )
+
+
+_TRACKED = (JobState.QUEUED, JobState.IN_PROGRESS, JobState.DOWNLOADING)
+_UPSTREAM = {
+    UpstreamStatus.QUEUED: JobState.QUEUED,
+    UpstreamStatus.IN_PROGRESS: JobState.IN_PROGRESS,
+    UpstreamStatus.COMPLETED: JobState.DOWNLOADING,
+    UpstreamStatus.FAILED: JobState.FAILED,
+}
+
+
+def tracked_state(current: JobState, reported: UpstreamStatus) -> JobState:
+    """Where a video is once upstream reports `reported`: answers may arrive out of order, so
+    a tracked video never moves back."""
+    state = _UPSTREAM[reported]
+    if current in _TRACKED and state in _TRACKED:
+        return max(current, state, key=_TRACKED.index)
+    return state

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from reelforge.domain.clock import utcnow
-from reelforge.domain.lifecycle import REFUNDED_COST
+from reelforge.domain.lifecycle import REFUNDED_COST, tracked_state
 from reelforge.domain.records import VideoRecord
 from reelforge.domain.schedule import next_check, poll_delay, retry_delay
 from reelforge.domain.states import JobState
@@ -136,7 +136,7 @@ class Steps:
         return await self._submit(claim, video)
 
     async def _adopt(self, claim: Claim, upstream: UpstreamVideo) -> StepResult:
-        state = _state_of(upstream.status)
+        state = tracked_state(JobState.SUBMITTING, upstream.status)
         now = utcnow()
         adopted = replace(
             claim.video,
@@ -158,31 +158,31 @@ class Steps:
     async def _track(self, claim: Claim, video: VideoRecord) -> StepResult:
         assert video.provider_video_id is not None
         now = utcnow()
+        polled = replace(video, polls=video.polls + 1)
         try:
             upstream = await self._for(video).retrieve(video.provider_video_id)
         except ProviderError as error:
             if not error.retryable:
                 return await self._fail(claim, error.code or "upstream_error", str(error))
-            due = next_check(
-                now, retry_delay(video.poll_errors, self._rng), retry_after=error.retry_after
-            )
-            failed = replace(video, last_error=str(error)[:2000], poll_errors=video.poll_errors + 1)
+            errors = video.poll_errors
+            due = next_check(now, retry_delay(errors, self._rng), retry_after=error.retry_after)
+            failed = replace(polled, last_error=str(error)[:2000], poll_errors=errors + 1)
             return await self._end(claim, failed, due)
+        polled = replace(polled, poll_errors=0)
         if upstream.status is UpstreamStatus.FAILED:
             return await self._fail(
                 claim,
                 upstream.error_code or "video_generation_failed",
                 upstream.error_message or "The provider could not make this video",
+                video=polled,
             )
         if upstream.status is UpstreamStatus.COMPLETED:
-            return await self._archive(claim, video, upstream)
+            return await self._archive(claim, polled, upstream)
         tracked = replace(
-            video,
+            polled,
             # Upstream's answers may arrive out of order; a video never moves back.
-            job_state=_later(video.job_state, _state_of(upstream.status)),
+            job_state=tracked_state(video.job_state, upstream.status),
             progress=upstream.progress,
-            polls=video.polls + 1,
-            poll_errors=0,
         )
         due = next_check(now, self._poll_delay(video.polls), poll_after_ms=upstream.poll_after_ms)
         return await self._end(claim, tracked, due)
@@ -248,10 +248,17 @@ class Steps:
     # --- endings ------------------------------------------------------------------------
 
     async def _fail(
-        self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
+        self,
+        claim: Claim,
+        code: str,
+        message: str,
+        *,
+        state: JobState = JobState.FAILED,
+        video: VideoRecord | None = None,
     ) -> StepResult:
+        """End the job as `state` (`video`: the claim's video as this step left it)."""
         failed = replace(
-            claim.video,
+            video or claim.video,
             job_state=state,
             error_code=code[:80],
             error_message=message[:2000],
@@ -287,21 +294,3 @@ class Steps:
         """The step's last write: its change, the next check and the lease given back at once."""
         await self._lifecycle.step(claim, after, next_check_at=next_check_at)
         return StepResult(next_check_at, released=True)
-
-
-_ORDER = (JobState.QUEUED, JobState.IN_PROGRESS, JobState.DOWNLOADING)
-
-
-def _later(current: JobState, reported: JobState) -> JobState:
-    if current in _ORDER and reported in _ORDER:
-        return max(current, reported, key=_ORDER.index)
-    return reported
-
-
-def _state_of(status: UpstreamStatus) -> JobState:
-    return {
-        UpstreamStatus.QUEUED: JobState.QUEUED,
-        UpstreamStatus.IN_PROGRESS: JobState.IN_PROGRESS,
-        UpstreamStatus.COMPLETED: JobState.DOWNLOADING,
-        UpstreamStatus.FAILED: JobState.FAILED,
-    }[status]
