@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from reelforge.api.auth import CurrentAccount, end_session, start_session
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import ApiError, documented
 from reelforge.api.schemas import (
     AccountOut,
@@ -20,7 +21,7 @@ from reelforge.api.schemas import (
 from reelforge.domain.accounts import Account
 from reelforge.services.tokens import SESSION_AUDIENCE
 
-router = APIRouter(prefix="/api", tags=["accounts"])
+router = APIRouter(prefix="/api", tags=["accounts"], route_class=EdgeRoute)
 
 
 async def _sign_in(runtime: RuntimeDep, credentials: Credentials) -> Account:

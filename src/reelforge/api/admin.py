@@ -6,12 +6,13 @@ from fastapi import APIRouter
 
 from reelforge.api.auth import AdminAccount
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import documented
 from reelforge.api.schemas import AccountOut, Envelope, QuotaIn, UsageOut
 from reelforge.domain.errors import NotFoundError
 from reelforge.domain.quotas import QuotaPolicy
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = APIRouter(prefix="/api/admin", tags=["admin"], route_class=EdgeRoute)
 
 
 @router.get("/users", responses=documented(401, 403), summary="All users")

@@ -22,7 +22,20 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def optional_account(request: Request, runtime: RuntimeDep) -> Account | None:
-    """The caller's active account, None when anonymous; a bad credential is a 401."""
+    """The caller's active account, None when anonymous; a bad credential is a 401.
+
+    Checked once per request: `api/edge.py` authenticates before the body is read, and the
+    route's own dependency then takes the answer from `request.state`.
+    """
+    if hasattr(request.state, "account"):
+        known: Account | None = request.state.account
+        return known
+    account = await _find_account(request, runtime)
+    request.state.account = account
+    return account
+
+
+async def _find_account(request: Request, runtime: RuntimeDep) -> Account | None:
     header = request.headers.get("authorization")
     if header is not None:
         return await _bearer_account(request, runtime, header)
@@ -41,7 +54,7 @@ async def current_account(
     account: Annotated[Account | None, Depends(optional_account)],
 ) -> Account:
     if account is None:
-        raise _unauthorized("Authentication required: send an API key or token as Bearer")
+        raise unauthorized("Authentication required: send an API key or token as Bearer")
     return account
 
 
@@ -75,7 +88,7 @@ def end_session(response: Response) -> None:
 async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) -> Account:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("Authorization must be 'Bearer <API key or token>'")
+        raise unauthorized("Authorization must be 'Bearer <API key or token>'")
     token = token.strip()
     if looks_like_key(token):
         account = await runtime.keys.authenticate(token)
@@ -84,7 +97,7 @@ async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) ->
     else:
         account = await _active(runtime, runtime.tokens.subject(token))
     if account is None:
-        raise _unauthorized("Invalid, expired or revoked credentials")
+        raise unauthorized("Invalid, expired or revoked credentials")
     return account
 
 
@@ -108,5 +121,5 @@ async def _check_csrf(request: Request) -> None:
         raise ApiError(403, "csrf_failed", "Missing or wrong CSRF token for a cookie session")
 
 
-def _unauthorized(message: str) -> ApiError:
+def unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Annotated, TypeVar
 
 from fastapi import Header, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from reelforge.api.edge import DEFAULT_MAX_BODY_BYTES, max_body, refuse_nul
 from reelforge.domain.errors import InputError
+from reelforge.services.references import MAX_REFERENCE_BYTES
 from reelforge.services.videos import NewVideo
 
 REFERENCE = "input_reference"
 _MULTIPART = "multipart/form-data"
+
+# The largest reference image as base64 (JSON's data: URL), with room for the other fields: a
+# larger body is refused before it is read (`api/edge.py`).
+CREATE_BODY_LIMIT = max_body(4 * math.ceil(MAX_REFERENCE_BYTES / 3) + DEFAULT_MAX_BODY_BYTES)
 
 _Body = TypeVar("_Body", bound=BaseModel)
 
@@ -104,7 +111,8 @@ def _is_multipart(request: Request) -> bool:
 
 
 def _text_fields(form: FormData) -> dict[str, str]:
-    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+    refuse_nul("", fields)
     if any(key == "characters" or key.startswith("characters[") for key in form):
         raise _no_characters()
     return fields

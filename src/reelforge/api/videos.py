@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Request, Response
 from reelforge.api.auth import CurrentAccount
 from reelforge.api.content import content_response
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import documented
 from reelforge.api.ratelimit import CreateRateLimit
-from reelforge.api.requests import IdempotencyKey, read_new_video
+from reelforge.api.requests import CREATE_BODY_LIMIT, IdempotencyKey, read_new_video
 from reelforge.api.schemas import (
     CreateVideoIn,
     Envelope,
@@ -26,7 +27,7 @@ from reelforge.domain.errors import InputError
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import Order
 
-router = APIRouter(prefix="/api/videos", tags=["videos"])
+router = APIRouter(prefix="/api/videos", tags=["videos"], route_class=EdgeRoute)
 
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -54,7 +55,7 @@ _CREATE_BODY: dict[str, Any] = {
 @router.post(
     "",
     status_code=201,
-    openapi_extra=_CREATE_BODY,
+    openapi_extra=_CREATE_BODY | CREATE_BODY_LIMIT,
     responses=documented(400, 401, 409, 422, 429),
     summary="Create a video",
 )
@@ -75,6 +76,7 @@ async def create_video(
 
 @router.post(
     "/estimate",
+    openapi_extra=CREATE_BODY_LIMIT,
     responses=documented(400, 401, 422),
     summary="Price a video before creating it",
 )

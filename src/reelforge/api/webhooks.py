@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 
 from reelforge.api.auth import CurrentAccount
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute, max_body
 from reelforge.api.errors import ApiError, documented
 from reelforge.api.schemas import Envelope
 from reelforge.domain.webhooks import ALL_EVENT_TYPES, MAX_DELIVERY_LIST, DeliveryView, EndpointView
 from reelforge.services.inbound import MAX_BODY_BYTES, WebhookRejected, WebhooksNotConfigured
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=EdgeRoute)
 
 _EVENT_TYPES = ", ".join(ALL_EVENT_TYPES)
 _ANY_JSON_BODY: dict[str, Any] = {
@@ -101,7 +102,7 @@ class DeliveryOut(BaseModel):
 
 @router.post(
     "/webhooks/{provider}",
-    openapi_extra=_ANY_JSON_BODY,
+    openapi_extra=_ANY_JSON_BODY | max_body(MAX_BODY_BYTES),
     responses=documented(400, 404, 413),
     summary="Receive a provider's webhook (Standard Webhooks signature)",
 )
@@ -110,7 +111,7 @@ async def receive_webhook(
 ) -> Envelope[ReceivedOut]:
     if not runtime.inbound.configured:
         raise _not_configured()
-    body = await _capped_body(request)
+    body = await request.body()
     try:
         receipt = await runtime.inbound.receive(provider, body, request.headers)
     except WebhooksNotConfigured:
@@ -199,15 +200,3 @@ def _not_configured() -> ApiError:
         "webhooks_not_configured",
         "Incoming webhooks are not configured: set REELFORGE_PROVIDER_WEBHOOK_SECRET",
     )
-
-
-async def _capped_body(request: Request) -> bytes:
-    """The body, refusing to buffer more than an event could need."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(
-                413, "payload_too_large", f"A webhook body is at most {MAX_BODY_BYTES} bytes"
-            )
-    return bytes(body)
