@@ -20,6 +20,7 @@ from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
 from reelforge.services.outbound import Deliverer, Webhooks
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
+from reelforge.services.sessions import Sessions
 from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
 from reelforge.settings import Settings
@@ -38,8 +39,10 @@ class Runtime:
     accounts: Accounts
     keys: ApiKeys
     tokens: Tokens
+    sessions: Sessions
     videos: Videos
     create_limiter: RateLimiter
+    login_limiter: RateLimiter
     inbound: InboundWebhooks
     webhooks: Webhooks
     deliverer: Deliverer
@@ -75,13 +78,15 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         ),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    tokens = Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes))
     runtime = Runtime(
         settings=settings,
         database=database,
         storage=storage,
         accounts=Accounts(database, quota=default_quota(settings)),
         keys=ApiKeys(database),
-        tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
+        tokens=tokens,
+        sessions=Sessions(database, tokens),
         videos=Videos(
             database,
             storage,
@@ -92,6 +97,11 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
             settings.create_rate_limit,
             limiter_storage(redis, settings.redis_key_prefix),
             scope="create",
+        ),
+        login_limiter=RateLimiter(
+            settings.login_rate_limit,
+            limiter_storage(redis, settings.redis_key_prefix),
+            scope="login",
         ),
         inbound=InboundWebhooks(
             database,

@@ -12,7 +12,6 @@ from reelforge.api.deps import RuntimeDep
 from reelforge.api.errors import ApiError
 from reelforge.domain.accounts import Account
 from reelforge.services.keys import key_prefix, looks_like_key
-from reelforge.services.tokens import SESSION_AUDIENCE
 
 SESSION_COOKIE = "reelforge_session"
 CSRF_COOKIE = "reelforge_csrf"
@@ -42,7 +41,7 @@ async def _find_account(request: Request, runtime: RuntimeDep) -> Account | None
     session = request.cookies.get(SESSION_COOKIE)
     if session is None:
         return None
-    account = await _active(runtime, runtime.tokens.subject(session, SESSION_AUDIENCE))
+    account = await _active(runtime, await runtime.sessions.user_id(session))
     if account is None:
         return None
     if request.method not in _SAFE_METHODS:

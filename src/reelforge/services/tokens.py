@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -13,6 +15,15 @@ ALGORITHM = "HS256"
 ISSUER = "reelforge"
 API_AUDIENCE = "reelforge-api"
 SESSION_AUDIENCE = "reelforge-session"
+
+
+@dataclass(frozen=True)
+class SignedClaims:
+    """What a valid token says: whose it is, its own id, and when it stops working."""
+
+    subject: str
+    token_id: str
+    expires_at: datetime
 
 
 class Tokens:
@@ -31,6 +42,8 @@ class Tokens:
             "aud": audience,
             "iat": now,
             "exp": now + self.ttl,
+            # Names this token alone, so that logout can end one session (services/sessions.py).
+            "jti": secrets.token_urlsafe(16),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
@@ -49,3 +62,23 @@ class Tokens:
             return None
         subject = claims.get("sub")
         return subject if isinstance(subject, str) else None
+
+    def claims(self, token: str, audience: str) -> SignedClaims | None:
+        """A valid, unexpired token's claims, its id included; None for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=ISSUER,
+                options={"require": ["sub", "exp", "iat", "aud", "iss", "jti"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        subject, token_id, expiry = claims.get("sub"), claims.get("jti"), claims.get("exp")
+        if not (isinstance(subject, str) and isinstance(token_id, str)) or len(token_id) > 64:
+            return None
+        if not isinstance(expiry, int):
+            return None
+        return SignedClaims(subject, token_id, datetime.fromtimestamp(int(expiry), UTC))
