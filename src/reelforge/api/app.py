@@ -58,12 +58,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = registry
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(accounts.router)
-    app.include_router(videos.router)
-    app.include_router(gateway.router)
-    app.include_router(admin.router)
-    app.include_router(webhooks.router)
+    routers = (
+        health.router,
+        accounts.router,
+        videos.router,
+        gateway.router,
+        admin.router,
+        webhooks.router,
+    )
+    for router in routers:
+        app.include_router(router)
+    errors.answer_405_with_every_method(app, [route for r in routers for route in r.routes])
     _gateway_answers_400_not_422(app)
     return app
 

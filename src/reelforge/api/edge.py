@@ -96,7 +96,7 @@ class _LimitedBody:
 
     async def drain(self) -> None:
         """Read what the client is still sending, unless it is over the limit (then close)."""
-        if self.declared is not None and self.declared > self.limit:
+        if self.read > self.limit or (self.declared is not None and self.declared > self.limit):
             return
         try:
             while not self.done:

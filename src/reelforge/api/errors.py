@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
@@ -207,10 +207,16 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, crash)
 
 
+def answer_405_with_every_method(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Give the 405 handler the routes to look through (the app's own router holds included
+    routers, not their routes)."""
+    app.state.allow_routes = tuple(routes)
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route offers at the request's path."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in getattr(request.app.state, "allow_routes", ()):
         if isinstance(route, Route) and route.methods:
             match, _ = route.matches(request.scope)
             if match is not Match.NONE:
