@@ -266,7 +266,8 @@ async def test_logout_ends_the_session_server_side(
 
     out = await anonymous.post("/api/auth/logout")
     assert out.status_code == 200
-    replayed = await anonymous.get("/api/me", cookies={"reelforge_session": cookie})
+    anonymous.cookies.set("reelforge_session", cookie)  # what a stolen copy would send
+    replayed = await anonymous.get("/api/me")
 
     assert replayed.status_code == 401
 
