@@ -1,4 +1,5 @@
-"""Real `reelforge worker` processes for fault tests: their environment, start, signals, logs."""
+"""Real `reelforge worker` and `reelforge serve` processes for fault tests: their environment,
+start, signals, logs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import httpx
 
+from reelforge.emulator.server import free_port
 from reelforge.providers.registry import EMULATOR_API_KEY
 
 # The launcher whose archive commit writes a marker file and then hangs (SIGKILL it there).
@@ -157,3 +160,97 @@ def workers_in(environment: dict[str, str], directory: Path) -> Iterator[Workers
         yield workers
     finally:
         workers.kill_all()
+
+
+@dataclass
+class ServerProcess:
+    """One `reelforge serve` process (granian's main process) on a loopback port."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    url: str
+
+    def output(self, tail: int = 4000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-tail:]
+
+    def workers(self) -> list[int]:
+        """The pids of granian's worker processes (the main process's children)."""
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            # The command name is in parentheses and may hold spaces: fields follow the last ")".
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid:
+                children.append(int(entry.name))
+        return children
+
+    async def ready(self, seconds: float = START_SECONDS) -> None:
+        """Wait for `/ready` to answer 200; fail with the server's log if it doesn't in time."""
+        async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
+            with anyio.move_on_after(seconds):
+                while self.process.poll() is None:
+                    try:
+                        if (await client.get("/ready")).status_code == 200:
+                            return
+                    except httpx.TransportError:
+                        pass
+                    await anyio.sleep(0.1)
+        raise AssertionError(f"server not ready within {seconds} s:\n{self.output()}")
+
+
+@contextmanager
+def served(environment: dict[str, str], directory: Path) -> Iterator[ServerProcess]:
+    """`reelforge serve` on a free port, stopped (SIGINT, then SIGKILL) at the block's end."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = directory / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reelforge.cli.main", "serve", "--port", str(port)],
+            env=environment,
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(process, log, f"http://127.0.0.1:{port}")
+    try:
+        yield server
+    finally:
+        workers = server.workers()
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        for pid in workers:  # granian's own children, should one outlive it
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def server_environment(*, database_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
+    """A server's environment: our database and data dir (the embedded emulator and worker),
+    none of the developer's settings; `settings` as REELFORGE_NAME=value."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("REELFORGE_", "OPENAI_", "AWS_"))
+        and name not in ("DATABASE_URL", "REDIS_URL")
+    }
+    return (
+        inherited
+        | {
+            "REELFORGE_DATA_DIR": str(data_dir),
+            "REELFORGE_DATABASE_URL": database_url,
+            "REELFORGE_LOG_FORMAT": "json",
+            "PYTHONUNBUFFERED": "1",
+        }
+        | {f"REELFORGE_{name.upper()}": value for name, value in settings.items()}
+    )
