@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, PlainSerializer
 
@@ -96,8 +96,12 @@ class VideoPage(BaseModel):
     pagination: Pagination
 
 
+# What the service refuses, documented: the prompt must hold a character other than spaces.
+NON_BLANK: dict[str, Any] = {"minLength": 1, "pattern": "\\S"}
+
+
 class CreateVideoIn(BaseModel):
-    prompt: str = Field(description="What the video shows.")
+    prompt: str = Field(description="What the video shows.", json_schema_extra=NON_BLANK)
     model: str | None = Field(default=None, description="Defaults to the provider's default.")
     size: str | None = Field(default=None, description="WIDTHxHEIGHT, e.g. 1280x720.")
     seconds: str | int | None = Field(default=None, description="Length: 4, 8, 12, 16 or 20.")
@@ -109,7 +113,7 @@ class CreateVideoIn(BaseModel):
 
 
 class RemixIn(BaseModel):
-    prompt: str = Field(description="How the remix changes the video.")
+    prompt: str = Field(description="How the remix changes the video.", json_schema_extra=NON_BLANK)
 
 
 class EstimateOut(BaseModel):

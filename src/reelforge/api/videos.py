@@ -24,8 +24,11 @@ from reelforge.api.schemas import (
     VideoPage,
 )
 from reelforge.domain.errors import InputError
+from reelforge.domain.states import JobState
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import Order
+
+_STATUSES = sorted({state.public_status.value for state in JobState})
 
 router = APIRouter(prefix="/api/videos", tags=["videos"], route_class=EdgeRoute)
 
@@ -99,7 +102,13 @@ async def estimate_video(
 async def list_videos(
     account: CurrentAccount,
     runtime: RuntimeDep,
-    status: Annotated[list[str] | None, Query(description="Filter by status.")] = None,
+    status: Annotated[
+        list[str] | None,
+        Query(
+            description="Filter by status.",
+            json_schema_extra={"items": {"type": "string", "enum": _STATUSES}},
+        ),
+    ] = None,
     model: Annotated[str | None, Query(max_length=80)] = None,
     provider: Annotated[str | None, Query(max_length=40)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the prompt.")] = None,

@@ -13,7 +13,13 @@ from reelforge.api.deps import RuntimeDep
 from reelforge.api.edge import EdgeRoute, max_body
 from reelforge.api.errors import ApiError, documented
 from reelforge.api.schemas import Envelope
-from reelforge.domain.webhooks import ALL_EVENT_TYPES, MAX_DELIVERY_LIST, DeliveryView, EndpointView
+from reelforge.domain.webhooks import (
+    ALL_EVENT_TYPES,
+    MAX_DELIVERY_LIST,
+    DeliveryStatus,
+    DeliveryView,
+    EndpointView,
+)
 from reelforge.services.inbound import MAX_BODY_BYTES, WebhookRejected, WebhooksNotConfigured
 
 router = APIRouter(tags=["webhooks"], route_class=EdgeRoute)
@@ -33,10 +39,15 @@ class ReceivedOut(BaseModel):
 
 
 class EndpointIn(BaseModel):
-    url: str = Field(description="Where events are POSTed: an http(s) URL, at most 2048 chars.")
+    url: str = Field(
+        description="Where events are POSTed: an http(s) URL, at most 2048 chars.",
+        json_schema_extra={"minLength": 1, "maxLength": 2048, "pattern": "\\S"},
+    )
     description: str = Field(default="", description="A note for yourself (200 characters).")
     event_types: list[str] | None = Field(
-        default=None, description=f"Events to send, any of {_EVENT_TYPES}; default all."
+        default=None,
+        description=f"Events to send, any of {_EVENT_TYPES}; default all.",
+        json_schema_extra={"items": {"type": "string", "enum": list(ALL_EVENT_TYPES)}},
     )
 
 
@@ -173,7 +184,12 @@ async def list_deliveries(
     runtime: RuntimeDep,
     endpoint_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[
-        str | None, Query(max_length=20, description="pending, delivered or failed")
+        str | None,
+        Query(
+            max_length=20,
+            description="pending, delivered or failed",
+            json_schema_extra={"enum": [status.value for status in DeliveryStatus]},
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_DELIVERY_LIST)] = 20,
 ) -> Envelope[list[DeliveryOut]]:
