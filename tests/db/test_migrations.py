@@ -26,6 +26,7 @@ TABLES = {
     "webhook_receipts",
     "webhook_endpoints",
     "webhook_deliveries",
+    "ended_sessions",
 }
 
 
