@@ -96,6 +96,12 @@ NUL_REQUESTS: list[tuple[str, str, dict[str, Any], str]] = [
     ("GET", "/api/webhooks/deliveries?endpoint_id=we_%00", {}, "endpoint_id"),
     ("POST", "/api/webhooks/deliveries/wd_%00/replay", {}, "delivery_id"),
     ("DELETE", "/api/webhooks/endpoints/we_%00", {}, "endpoint_id"),
+    (
+        "POST",
+        "/api/videos",
+        {"json": {"prompt": "a"}, "headers": {"Idempotency-Key": f"k{NUL}"}},
+        "idempotency-key",
+    ),
 ]
 
 

@@ -10,7 +10,7 @@ any of them:
 - A route that needs an account authenticates before its body is read or parsed: an anonymous
   body costs nothing but the refusal.
 - A NUL character (which PostgreSQL text can't hold, and no field of ours means) in a path
-  parameter, a query parameter or a JSON body is a 400 naming the field, on every database
+  parameter, a query parameter, a header or a JSON body is a 400 naming the field, on every database
   alike. Multipart text fields go through the same `refuse_nul` in `api/requests.py`.
 - A refusal answered before the body was read (a 401, a 429 …) reads the rest of the body
   (within the route's limit) before it is sent: a server that answers while the client is still
@@ -118,6 +118,9 @@ class EdgeRoute(APIRoute):
             guarded = Request(request.scope, body)
             try:
                 for name, value in guarded.path_params.items():
+                    refuse_nul(name, value)
+                # HTTP parsers refuse NUL in headers, but not every ASGI server is behind one.
+                for name, value in guarded.headers.items():
                     refuse_nul(name, value)
                 for name, value in guarded.query_params.multi_items():
                     refuse_nul(name, name)
