@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -15,6 +16,9 @@ ALGORITHM = "HS256"
 ISSUER = "reelforge"
 API_AUDIENCE = "reelforge-api"
 SESSION_AUDIENCE = "reelforge-session"
+# The length of `ended_sessions.id`: a token whose id is longer was not issued here.
+MAX_TOKEN_ID = 64
+_REQUIRED = ["sub", "exp", "iat", "aud", "iss"]
 
 
 @dataclass(frozen=True)
@@ -49,36 +53,32 @@ class Tokens:
 
     def subject(self, token: str, audience: str = API_AUDIENCE) -> str | None:
         """The user id a valid, unexpired token names, or None for anything else."""
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                audience=audience,
-                issuer=ISSUER,
-                options={"require": ["sub", "exp", "iat", "aud", "iss"]},
-            )
-        except jwt.PyJWTError:
-            return None
-        subject = claims.get("sub")
+        claims = self._decode(token, audience, _REQUIRED)
+        subject = None if claims is None else claims.get("sub")
         return subject if isinstance(subject, str) else None
 
     def claims(self, token: str, audience: str) -> SignedClaims | None:
         """A valid, unexpired token's claims, its id included; None for anything else."""
+        claims = self._decode(token, audience, [*_REQUIRED, "jti"])
+        if claims is None:
+            return None
+        subject, token_id, expiry = claims.get("sub"), claims.get("jti"), claims.get("exp")
+        if not (isinstance(subject, str) and isinstance(token_id, str) and isinstance(expiry, int)):
+            return None
+        if len(token_id) > MAX_TOKEN_ID:
+            return None
+        return SignedClaims(subject, token_id, datetime.fromtimestamp(expiry, UTC))
+
+    def _decode(self, token: str, audience: str, required: list[str]) -> dict[str, Any] | None:
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
                 audience=audience,
                 issuer=ISSUER,
-                options={"require": ["sub", "exp", "iat", "aud", "iss", "jti"]},
+                options={"require": required},
             )
         except jwt.PyJWTError:
             return None
-        subject, token_id, expiry = claims.get("sub"), claims.get("jti"), claims.get("exp")
-        if not (isinstance(subject, str) and isinstance(token_id, str)) or len(token_id) > 64:
-            return None
-        if not isinstance(expiry, int):
-            return None
-        return SignedClaims(subject, token_id, datetime.fromtimestamp(int(expiry), UTC))
+        return claims
