@@ -11,14 +11,12 @@ about a minute of requests (`max_examples`).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 import schemathesis
 from hypothesis import settings
@@ -26,12 +24,12 @@ from hypothesis import strategies as st
 from schemathesis import Case
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from sqlalchemy import make_url
 
 from reelforge.api.app import create_app
 from reelforge.api.edge import DEFAULT_MAX_BODY_BYTES
 from tests.api.test_schema_fuzz import FUZZ, SIGN_IN, Seeded, _seed, _settings, _with_real_ids
 from tests.conftest import POSTGRES_ENV
+from tests.support.databases import create_database, drop_database
 from tests.support.processes import ServerProcess, served, server_environment
 
 # Values no field accepts: NUL characters alone and inside text, a query value past any field's
@@ -78,36 +76,13 @@ class Live:
     seeded: Seeded
 
 
-def _dsn(admin_url: str) -> str:
-    return make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _create_database(admin_url: str) -> str:
-    admin = make_url(admin_url)
-    name = f"reelforge_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(_dsn(admin_url))
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return admin.set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_database(admin_url: str, url: str) -> None:
-    connection = await asyncpg.connect(_dsn(admin_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     admin = os.environ.get(POSTGRES_ENV)
     if not admin:
         pytest.skip(f"{POSTGRES_ENV} is not set")
     directory = tmp_path_factory.mktemp("fuzz-http")
-    url = anyio.run(_create_database, admin)
+    url = anyio.run(create_database, admin)
     try:
         data_dir = directory / "data"
         fuzz_settings = _settings(data_dir).model_copy(update={"database_url": url})
@@ -124,7 +99,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             anyio.run(server.ready)
             yield Live(server, seeded)
     finally:
-        anyio.run(_drop_database, admin, url)
+        anyio.run(drop_database, admin, url)
 
 
 def _call(case: Case[Any], live: Live, headers: dict[str, str]) -> None:
