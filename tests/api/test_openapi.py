@@ -44,9 +44,13 @@ def test_every_reference_resolves_in_the_document(document: dict[str, Any]) -> N
 
 
 def test_prompts_are_documented_non_blank(document: dict[str, Any]) -> None:
-    create = document["paths"]["/api/videos"]["post"]["requestBody"]["content"]
+    bodies = [
+        document["paths"][path]["post"]["requestBody"]["content"][media_type]["schema"]
+        for path in ("/api/videos", "/v1/videos", "/v1/videos/{video_id}/remix")
+        for media_type in ("application/json", "multipart/form-data")
+    ]
     for prompt in (
-        create["application/json"]["schema"]["properties"]["prompt"],
+        *(body["properties"]["prompt"] for body in bodies),
         document["components"]["schemas"]["RemixIn"]["properties"]["prompt"],
     ):
         assert (prompt["minLength"], prompt["pattern"]) == (1, "\\S")

@@ -42,7 +42,7 @@ _CREATE_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["prompt"],
                     "properties": {
-                        "prompt": {"type": "string"},
+                        "prompt": {"type": "string", "minLength": 1, "pattern": r"\S"},
                         "model": {"type": "string"},
                         "size": {"type": "string"},
                         "seconds": {"type": "string"},
