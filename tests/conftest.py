@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
-from sqlalchemy import make_url
 
 from reelforge.api.app import create_app
 from reelforge.bus import LocalBus
@@ -30,6 +27,7 @@ from reelforge.settings import Settings
 from reelforge.storage import open_storage
 from tests.support.accounts import FAST_HASHER, PASSWORD
 from tests.support.api import MakeCaller, callers
+from tests.support.databases import create_database, drop_database
 from tests.support.loop import BACKEND
 from tests.support.s3 import S3Bucket, create_bucket
 
@@ -91,16 +89,12 @@ def _postgres_admin_url() -> str:
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """A throwaway PostgreSQL database, dropped afterwards."""
-    admin = make_url(_postgres_admin_url())
-    name = f"reelforge_test_{uuid.uuid4().hex[:12]}"
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
+    admin = _postgres_admin_url()
+    url = await create_database(admin)
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        yield admin.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
+        await drop_database(admin, url)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from reelforge.services.keys import ApiKeys
 from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.lineage import Lineages
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
+from reelforge.services.sessions import Sessions
 from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
 from reelforge.services.webhook_delivery import Deliverer
@@ -45,8 +46,10 @@ class Runtime:
     keys: ApiKeys
     tokens: Tokens
     lifecycle: Lifecycle
+    sessions: Sessions
     videos: Videos
     create_limiter: RateLimiter
+    login_limiter: RateLimiter
     inbound: InboundWebhooks
     webhooks: Webhooks
     deliverer: Deliverer
@@ -106,14 +109,16 @@ def open_runtime(
     accounts = Accounts(database, quota=default_quota(settings))
     bus = RedisBus(redis, f"{settings.redis_key_prefix}:bus") if redis else LocalBus()
     lifecycle = Lifecycle(database, bus)
+    tokens = Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes))
     runtime = Runtime(
         settings=settings,
         database=database,
         storage=storage,
         accounts=accounts,
         keys=ApiKeys(database),
-        tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
+        tokens=tokens,
         lifecycle=lifecycle,
+        sessions=Sessions(database, tokens),
         videos=Videos(
             database,
             storage,
@@ -125,6 +130,11 @@ def open_runtime(
             settings.create_rate_limit,
             limiter_storage(redis, settings.redis_key_prefix),
             scope="create",
+        ),
+        login_limiter=RateLimiter(
+            settings.login_rate_limit,
+            limiter_storage(redis, settings.redis_key_prefix),
+            scope="login",
         ),
         inbound=InboundWebhooks(
             database,

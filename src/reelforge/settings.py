@@ -219,6 +219,14 @@ class Settings(BaseSettings):
             "(`10/second`, `30/minute;500/day`)."
         ),
     )
+    login_rate_limit: str = Field(
+        default="10/minute;100/day",
+        validation_alias=_env("LOGIN_RATE_LIMIT"),
+        description=(
+            "Sign-in attempts allowed per account and per client address, in the `limits` "
+            "notation; each costs a password hash."
+        ),
+    )
     embedded_worker: bool = Field(
         default=True,
         validation_alias=_env("EMBEDDED_WORKER"),
@@ -328,7 +336,7 @@ class Settings(BaseSettings):
     def _empty_is_unlimited(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("create_rate_limit", "provider_rate_limit")
+    @field_validator("create_rate_limit", "login_rate_limit", "provider_rate_limit")
     @classmethod
     def _parses_as_rate_limit(cls, value: str) -> str:
         try:

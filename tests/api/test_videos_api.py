@@ -371,6 +371,31 @@ async def test_unsatisfiable_range_answers_416(app: FastAPI, ada: Caller) -> Non
     assert response.headers["content-range"] == f"bytes */{len(VIDEO)}"
 
 
+HUGE = "9" * 5000  # past Python's 4,300-digit limit for int(str)
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "start", "end"),
+    [
+        (f"bytes={HUGE}-", 416, None, None),
+        (f"bytes=5-{HUGE}", 206, 5, len(VIDEO) - 1),
+        (f"bytes=-{HUGE}", 206, 0, len(VIDEO) - 1),
+    ],
+)
+async def test_ranges_of_thousands_of_digits_are_answered_not_a_500(
+    app: FastAPI, ada: Caller, header: str, status: int, start: int | None, end: int | None
+) -> None:
+    video = await completed(app, ada)
+
+    response = await ada.client.get(
+        f"/api/videos/{video['id']}/download", headers={"Range": header}
+    )
+
+    assert response.status_code == status, response.text
+    if start is not None and end is not None:
+        assert response.content == VIDEO[start : end + 1]
+
+
 async def test_download_before_completion_is_a_conflict(ada: Caller) -> None:
     video = await create(ada)
 

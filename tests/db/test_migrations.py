@@ -27,6 +27,7 @@ TABLES = {
     "webhook_endpoints",
     "webhook_deliveries",
     "worker_heartbeats",
+    "ended_sessions",
 }
 
 

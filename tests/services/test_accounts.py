@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import jwt
@@ -13,7 +14,8 @@ from reelforge.domain.accounts import Role
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.services.accounts import Accounts
 from reelforge.services.keys import ApiKeys
-from reelforge.services.tokens import API_AUDIENCE, SESSION_AUDIENCE, Tokens
+from reelforge.services.sessions import Sessions
+from reelforge.services.tokens import ALGORITHM, API_AUDIENCE, ISSUER, SESSION_AUDIENCE, Tokens
 from tests.support.accounts import PASSWORD
 
 pytestmark = pytest.mark.anyio
@@ -157,3 +159,23 @@ async def test_tokens_check_signature_expiry_and_audience(accounts: Accounts) ->
     assert tokens.subject(expired) is None
     unsigned = jwt.encode({"sub": ada.id, "aud": API_AUDIENCE}, key=None, algorithm="none")
     assert tokens.subject(unsigned) is None
+
+
+async def test_sessions_end_one_token_for_good(database: Database, accounts: Accounts) -> None:
+    ada = await accounts.create("ada@example.org", PASSWORD)
+    tokens = Tokens("s" * 40, timedelta(minutes=5))
+    sessions = Sessions(database, tokens)
+    ended, kept = sessions.start(ada), sessions.start(ada)
+    assert await sessions.user_id(ended) == ada.id
+
+    await sessions.end(ended)
+    await sessions.end(ended)  # a logout sent twice
+
+    assert await sessions.user_id(ended) is None
+    assert await sessions.user_id(kept) == ada.id
+    # An API token is not a session, and a signed session without an id can't be ended.
+    assert await sessions.user_id(tokens.issue(ada)) is None
+    claims = {"sub": ada.id, "aud": SESSION_AUDIENCE, "iss": ISSUER}
+    now = int(time.time())
+    no_id = jwt.encode(claims | {"iat": now, "exp": now + 60}, "s" * 40, algorithm=ALGORITHM)
+    assert await sessions.user_id(no_id) is None

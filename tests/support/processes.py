@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -191,25 +191,36 @@ def inherited_environment() -> dict[str, str]:
     }
 
 
-def server_environment(data_dir: Path, **settings: str) -> dict[str, str]:
-    """`reelforge serve` as it runs with nothing configured (SQLite, local storage, the
-    built-in emulator, the embedded worker) in `data_dir`, plus `settings` (REELFORGE_ names
-    without the prefix, e.g. CREATE_RATE_LIMIT)."""
-    return inherited_environment() | {
-        "REELFORGE_DATA_DIR": str(data_dir),
-        "REELFORGE_LOG_FORMAT": "json",
-        "PYTHONUNBUFFERED": "1",
-        **{f"REELFORGE_{name}": value for name, value in settings.items()},
-    }
+def server_environment(
+    data_dir: Path, *, database_url: str | None = None, **settings: str
+) -> dict[str, str]:
+    """`reelforge serve` as it runs with nothing configured (SQLite unless `database_url`, local
+    storage, the built-in emulator, the embedded worker) in `data_dir`, plus `settings`
+    (REELFORGE_ names without the prefix, e.g. CREATE_RATE_LIMIT)."""
+    database = {"REELFORGE_DATABASE_URL": database_url} if database_url else {}
+    return (
+        inherited_environment()
+        | {
+            "REELFORGE_DATA_DIR": str(data_dir),
+            "REELFORGE_LOG_FORMAT": "json",
+            "PYTHONUNBUFFERED": "1",
+        }
+        | database
+        | {f"REELFORGE_{name.upper()}": value for name, value in settings.items()}
+    )
 
 
 @dataclass
 class ServerProcess:
-    """A running `reelforge serve` on a loopback port, and its log file."""
+    """One `reelforge serve` process (granian's main process) on a loopback port, and its log."""
 
     process: subprocess.Popen[bytes]
     log: Path
     base_url: str
+
+    @property
+    def url(self) -> str:
+        return self.base_url
 
     def output(self, tail: int = 4000) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -220,7 +231,7 @@ class ServerProcess:
         """Started and answering `/ready`, or the start fails with the server's log."""
         server = cls.spawn(environment, directory, free_port())
         try:
-            await server._ready()
+            await server.ready()
         except BaseException:
             server.stop()
             raise
@@ -242,9 +253,26 @@ class ServerProcess:
             )
         return cls(process, log, f"http://127.0.0.1:{port}")
 
-    async def _ready(self) -> None:
+    def workers(self) -> list[int]:
+        """The pids of granian's worker processes (the main process's children)."""
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            # The command name is in parentheses and may hold spaces: fields follow the last ")".
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid:
+                children.append(int(entry.name))
+        return children
+
+    async def ready(self, seconds: float = START_SECONDS) -> None:
+        """Wait for `/ready` to answer 200; fail with the server's log if it doesn't in time."""
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
-            with anyio.move_on_after(START_SECONDS):
+            with anyio.move_on_after(seconds):
                 while self.process.poll() is None:
                     try:
                         if (await client.get("/ready")).status_code == 200:
@@ -252,10 +280,12 @@ class ServerProcess:
                     except httpx.TransportError:
                         pass
                     await anyio.sleep(0.1)
-        raise AssertionError(f"reelforge serve did not get ready:\n{self.output()}")
+        raise AssertionError(f"server not ready within {seconds} s:\n{self.output()}")
 
     def stop(self) -> None:
-        """SIGINT (what Ctrl-C sends), then SIGKILL if it hasn't ended in DRAIN_SECONDS."""
+        """SIGINT (what Ctrl-C sends), then SIGKILL if it hasn't ended in DRAIN_SECONDS; and
+        granian's own children, should one outlive it."""
+        workers = self.workers()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -263,18 +293,16 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @contextmanager
-def served(
-    directory: Path, port: int, extra_env: dict[str, str] | None = None
-) -> Iterator[ServerProcess]:
-    """`reelforge serve` in the embedded mode (SQLite, emulator, worker inside) in `directory`,
-    for synchronous fixtures; stopped at the end."""
-    environment = server_environment(directory / "data") | (extra_env or {})
-    server = ServerProcess.spawn(environment, directory, port)
+def served(environment: dict[str, str], directory: Path) -> Iterator[ServerProcess]:
+    """`reelforge serve` on a free port (not yet ready), stopped at the block's end."""
+    server = ServerProcess.spawn(environment, directory, free_port())
     try:
-        anyio.run(server._ready)
         yield server
     finally:
         server.stop()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from reelforge.api.auth import CurrentAccount, end_session, start_session
+from reelforge.api.auth import SESSION_COOKIE, CurrentAccount, end_session, start_session
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import ApiError, documented
 from reelforge.api.schemas import (
     AccountOut,
@@ -19,21 +20,37 @@ from reelforge.api.schemas import (
     UsageOut,
 )
 from reelforge.domain.accounts import Account
-from reelforge.services.tokens import SESSION_AUDIENCE
 
-router = APIRouter(prefix="/api", tags=["accounts"])
+router = APIRouter(prefix="/api", tags=["accounts"], route_class=EdgeRoute)
 
 
-async def _sign_in(runtime: RuntimeDep, credentials: Credentials) -> Account:
+async def _sign_in(request: Request, runtime: RuntimeDep, credentials: Credentials) -> Account:
+    # Counted before the password is checked: each check costs a deliberately slow hash, and a
+    # guesser learns nothing from attempts that are refused unchecked.
+    address = request.client.host if request.client else "unknown"
+    decision = await runtime.login_limiter.hit(
+        f"account:{credentials.email.strip().lower()}", f"address:{address}"
+    )
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"Too many sign-in attempts; retry in {decision.retry_after} s",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
     account = await runtime.accounts.authenticate(credentials.email, credentials.password)
     if account is None:
         raise ApiError(401, "invalid_credentials", "Wrong email or password")
     return account
 
 
-@router.post("/auth/token", responses=documented(400, 401, 422), summary="Get a JWT bearer token")
-async def issue_token(credentials: Credentials, runtime: RuntimeDep) -> Envelope[TokenOut]:
-    token = runtime.tokens.issue(await _sign_in(runtime, credentials))
+@router.post(
+    "/auth/token", responses=documented(400, 401, 422, 429), summary="Get a JWT bearer token"
+)
+async def issue_token(
+    credentials: Credentials, request: Request, runtime: RuntimeDep
+) -> Envelope[TokenOut]:
+    token = runtime.tokens.issue(await _sign_in(request, runtime, credentials))
     return Envelope(
         data=TokenOut(access_token=token, expires_in=int(runtime.tokens.ttl.total_seconds()))
     )
@@ -41,20 +58,25 @@ async def issue_token(credentials: Credentials, runtime: RuntimeDep) -> Envelope
 
 @router.post(
     "/auth/login",
-    responses=documented(400, 401, 422),
+    responses=documented(400, 401, 422, 429),
     summary="Start a browser session (cookie)",
 )
 async def login(
     credentials: Credentials, request: Request, response: Response, runtime: RuntimeDep
 ) -> Envelope[AccountOut]:
-    account = await _sign_in(runtime, credentials)
-    token = runtime.tokens.issue(account, SESSION_AUDIENCE)
+    account = await _sign_in(request, runtime, credentials)
+    token = runtime.sessions.start(account)
     start_session(response, token, secure=request.url.scheme == "https")
     return Envelope(data=AccountOut.of(account))
 
 
-@router.post("/auth/logout", summary="End the browser session")
-async def logout(response: Response) -> Envelope[dict[str, bool]]:
+@router.post("/auth/logout", summary="End the browser session (its cookie stops working)")
+async def logout(
+    request: Request, response: Response, runtime: RuntimeDep
+) -> Envelope[dict[str, bool]]:
+    session = request.cookies.get(SESSION_COOKIE)
+    if session is not None:
+        await runtime.sessions.end(session)
     end_session(response)
     return Envelope(data={"logged_out": True})
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from reelforge.api.auth import AdminAccount
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import documented
 from reelforge.api.schemas import AccountOut, Envelope, EventOut, Money, QuotaIn, UsageOut, VideoOut
 from reelforge.api.webhooks import DeliveryOut
@@ -18,7 +19,7 @@ from reelforge.domain.admin import MAX_ACTIVITY_DAYS, MAX_ADMIN_LIST, DayActivit
 from reelforge.domain.errors import NotFoundError
 from reelforge.domain.quotas import QuotaPolicy
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = APIRouter(prefix="/api/admin", tags=["admin"], route_class=EdgeRoute)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_ADMIN_LIST)]
 

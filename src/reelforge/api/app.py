@@ -63,13 +63,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = registry
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(accounts.router)
-    app.include_router(videos.router)
-    app.include_router(gateway.router)
-    app.include_router(admin.router)
-    app.include_router(webhooks.router)
+    routers = (
+        health.router,
+        metrics.router,
+        accounts.router,
+        videos.router,
+        gateway.router,
+        admin.router,
+        webhooks.router,
+    )
+    for router in routers:
+        app.include_router(router)
+    errors.answer_405_with_every_method(app, [route for r in routers for route in r.routes])
     pages.install(app)
     security.install(app, settings.cors_origins)
     _gateway_answers_400_not_422(app)
@@ -85,6 +90,7 @@ def _gateway_answers_400_not_422(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()  # FastAPI keeps it as app.openapi_schema: this runs once
+        _hoist_definitions(schema)
         for path, operations in schema["paths"].items():
             if path.startswith(errors.GATEWAY_PREFIX):
                 for operation in operations.values():
@@ -92,6 +98,28 @@ def _gateway_answers_400_not_422(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _hoist_definitions(schema: dict[str, Any]) -> None:
+    """Move the `$defs` of body schemas given by hand (`model_json_schema()` in openapi_extra)
+    into `components/schemas`: their `#/$defs/…` references point at the document's root,
+    where nothing is, so strict clients and generators could not resolve them."""
+    components: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, dict):
+            for name, definition in node.pop("$defs", {}).items():
+                components.setdefault(name, visit(definition))
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                node["$ref"] = "#/components/schemas/" + reference.removeprefix("#/$defs/")
+            for key, value in node.items():
+                node[key] = visit(value)
+        elif isinstance(node, list):
+            return [visit(item) for item in node]
+        return node
+
+    visit(schema)
 
 
 def provider_for(settings: Settings, stack: AsyncExitStack) -> Provider:

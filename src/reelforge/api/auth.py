@@ -12,7 +12,6 @@ from reelforge.api.deps import RuntimeDep
 from reelforge.api.errors import ApiError, ProtocolForm
 from reelforge.domain.accounts import Account
 from reelforge.services.keys import key_prefix, looks_like_key
-from reelforge.services.tokens import SESSION_AUDIENCE
 
 SESSION_COOKIE = "reelforge_session"
 CSRF_COOKIE = "reelforge_csrf"
@@ -23,14 +22,27 @@ INVALID_KEY_CODE = "invalid_api_key"
 
 
 async def optional_account(request: Request, runtime: RuntimeDep) -> Account | None:
-    """The caller's active account, None when anonymous; a bad credential is a 401."""
+    """The caller's active account, None when anonymous; a bad credential is a 401.
+
+    Checked once per request: `api/edge.py` authenticates before the body is read, and the
+    route's own dependency then takes the answer from `request.state`.
+    """
+    if hasattr(request.state, "account"):
+        known: Account | None = request.state.account
+        return known
+    account = await _find_account(request, runtime)
+    request.state.account = account
+    return account
+
+
+async def _find_account(request: Request, runtime: RuntimeDep) -> Account | None:
     header = request.headers.get("authorization")
     if header is not None:
         return await _bearer_account(request, runtime, header)
     session = request.cookies.get(SESSION_COOKIE)
     if session is None:
         return None
-    account = await _active(runtime, runtime.tokens.subject(session, SESSION_AUDIENCE))
+    account = await _active(runtime, await runtime.sessions.user_id(session))
     if account is None:
         return None
     if request.method not in _SAFE_METHODS:
@@ -42,7 +54,7 @@ async def current_account(
     account: Annotated[Account | None, Depends(optional_account)],
 ) -> Account:
     if account is None:
-        raise _unauthorized("Authentication required: send an API key or token as Bearer")
+        raise unauthorized("Authentication required: send an API key or token as Bearer")
     return account
 
 
@@ -76,7 +88,7 @@ def end_session(response: Response) -> None:
 async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) -> Account:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("Authorization must be 'Bearer <API key or token>'")
+        raise unauthorized("Authorization must be 'Bearer <API key or token>'")
     token = token.strip()
     if looks_like_key(token):
         account = await runtime.keys.authenticate(token)
@@ -85,7 +97,7 @@ async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) ->
     else:
         account = await _active(runtime, runtime.tokens.subject(token))
     if account is None:
-        raise _unauthorized(
+        raise unauthorized(
             "Invalid, expired or revoked credentials", protocol_code=INVALID_KEY_CODE
         )
     return account
@@ -111,7 +123,7 @@ async def _check_csrf(request: Request) -> None:
         raise ApiError(403, "csrf_failed", "Missing or wrong CSRF token for a cookie session")
 
 
-def _unauthorized(message: str, *, protocol_code: str | None = None) -> ApiError:
+def unauthorized(message: str, *, protocol_code: str | None = None) -> ApiError:
     """A 401; on /v1 coded as the protocol codes it: `invalid_api_key` for a credential that
     is wrong, no code for one that is missing."""
     return ApiError(

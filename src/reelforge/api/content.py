@@ -14,6 +14,7 @@ from reelforge.domain.videos import ArchivedObject
 from reelforge.services.videos import Videos
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_MAX_DIGITS = 18
 # Long enough to start a download (a started GET finishes however long it takes), short
 # enough that a leaked URL is soon worthless. Redirects are not cached past it.
 PRESIGNED_TTL = timedelta(minutes=5)
@@ -29,17 +30,25 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     match = _RANGE.fullmatch(header.strip())
     if match is None or match.groups() == ("", ""):
         return None
-    first, last = match.groups()
-    if first == "":
-        length = min(int(last), size)
+    first, last = (_position(digits) for digits in match.groups())
+    if first is None:
+        assert last is not None
+        length = min(last, size)
         if length == 0:
             raise _unsatisfiable(size)
         return size - length, length
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
+    start = first
+    end = min(last, size - 1) if last is not None else size - 1
     if start >= size or end < start:
         raise _unsatisfiable(size)
     return start, end - start + 1
+
+
+def _position(digits: str) -> int | None:
+    """A byte position; past 18 digits it is beyond any object (and int() would refuse it)."""
+    if digits == "":
+        return None
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 async def content_response(

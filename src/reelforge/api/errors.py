@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
 
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.quotas import LimitExceededError
@@ -150,7 +151,10 @@ def install(app: FastAPI) -> None:
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, NotFoundError)
-        return error_response(request, ApiError(404, "not_found", str(exc).capitalize()))
+        # Only the first letter: the id stays exactly as the caller sent it.
+        message = str(exc)
+        message = message[:1].upper() + message[1:]
+        return error_response(request, ApiError(404, "not_found", message))
 
     async def conflict(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ConflictError)
@@ -192,8 +196,13 @@ def install(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path, not all of them.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         detail = str(exc.detail)
         return error_response(request, ApiError(exc.status_code, code, detail, headers=headers))
 
@@ -236,6 +245,23 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crash)
+
+
+def answer_405_with_every_method(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Give the 405 handler the routes to look through (the app's own router holds included
+    routers, not their routes)."""
+    app.state.allow_routes = tuple(routes)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route offers at the request's path."""
+    methods: set[str] = set()
+    for route in getattr(request.app.state, "allow_routes", ()):
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
 
 
 def _protocol_code(exc: RequestValidationError) -> str:

@@ -36,6 +36,7 @@ from fastapi import APIRouter, Query, Request, Response
 from reelforge.api.auth import CurrentAccount
 from reelforge.api.content import content_response
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import ApiError, documented_protocol
 from reelforge.api.protocol import (
     CONTENT_TYPES,
@@ -47,12 +48,17 @@ from reelforge.api.protocol import (
     VideoResource,
 )
 from reelforge.api.ratelimit import CreateRateLimit
-from reelforge.api.requests import IdempotencyKey, read_new_video, read_remix_prompt
+from reelforge.api.requests import (
+    CREATE_BODY_LIMIT,
+    IdempotencyKey,
+    read_new_video,
+    read_remix_prompt,
+)
 from reelforge.domain.errors import ConflictError, NotReadyError
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import MAX_LIST_LIMIT, Order, VideoView
 
-router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"])
+router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"], route_class=EdgeRoute)
 
 DEFAULT_LIST_LIMIT = 20
 NOT_READY = "video_not_ready"
@@ -72,7 +78,7 @@ _NOT_OFFERED: dict[str, Any] = {
 
 @router.post(
     "",
-    openapi_extra=CREATE_BODY,
+    openapi_extra=CREATE_BODY | CREATE_BODY_LIMIT,
     responses=documented_protocol(400, 401, 409, 429),
     summary="Create a video (OpenAI Videos protocol)",
 )

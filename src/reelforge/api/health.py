@@ -7,9 +7,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.services.health import readiness
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=EdgeRoute)
 
 
 class Liveness(BaseModel):

@@ -130,7 +130,7 @@ class ImageUrlReference(BaseModel):
 class CreateVideoJsonBody(BaseModel):
     """`POST /v1/videos` as JSON (the SDK itself always sends multipart)."""
 
-    prompt: str = Field(min_length=1)
+    prompt: str = Field(min_length=1, pattern=r"\S", description="Not blank.")
     model: str | None = Field(default=None, description="Defaults to the provider's default.")
     size: str | None = Field(default=None, description="WIDTHxHEIGHT, e.g. 1280x720.")
     seconds: str | None = Field(default=None, description='"4", "8", "12", "16" or "20".')
@@ -138,7 +138,9 @@ class CreateVideoJsonBody(BaseModel):
 
 
 class RemixVideoBody(BaseModel):
-    prompt: str = Field(min_length=1, description="How the remix changes the video.")
+    prompt: str = Field(
+        min_length=1, pattern=r"\S", description="How the remix changes the video; not blank."
+    )
 
 
 def _multipart(properties: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +153,7 @@ CREATE_BODY: dict[str, Any] = {
         "content": {
             "multipart/form-data": _multipart(
                 {
-                    "prompt": {"type": "string"},
+                    "prompt": {"type": "string", "minLength": 1, "pattern": r"\S"},
                     "model": {"type": "string"},
                     "size": {"type": "string"},
                     "seconds": {"type": "string"},
@@ -176,7 +178,9 @@ REMIX_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "application/json": {"schema": RemixVideoBody.model_json_schema()},
-            "multipart/form-data": _multipart({"prompt": {"type": "string"}}),
+            "multipart/form-data": _multipart(
+                {"prompt": {"type": "string", "minLength": 1, "pattern": r"\S"}}
+            ),
         },
     }
 }

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Iterable
 from typing import Annotated, TypeVar
 
@@ -36,8 +37,10 @@ from fastapi import Header, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from reelforge.api.edge import DEFAULT_MAX_BODY_BYTES, max_body, refuse_nul
 from reelforge.api.errors import ApiError
 from reelforge.domain.errors import InputError, json_type
+from reelforge.services.references import MAX_REFERENCE_BYTES
 from reelforge.services.videos import NewVideo
 
 REFERENCE = "input_reference"
@@ -55,6 +58,10 @@ INVALID_TYPE = "invalid_type"
 
 PROTOCOL_FIELDS = frozenset({*_TEXT_PARAMETERS, REFERENCE})
 GUIDE_FIELDS = PROTOCOL_FIELDS | {QUALITY}
+
+# The largest reference image as base64 (JSON's data: URL), with room for the other fields: a
+# larger body is refused before it is read (`api/edge.py`).
+CREATE_BODY_LIMIT = max_body(4 * math.ceil(MAX_REFERENCE_BYTES / 3) + DEFAULT_MAX_BODY_BYTES)
 
 _Body = TypeVar("_Body", bound=BaseModel)
 
@@ -160,7 +167,9 @@ def _is_multipart(request: Request) -> bool:
 
 
 def _text_fields(form: FormData) -> dict[str, str]:
-    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    texts = [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+    refuse_nul("", dict(texts))
+    fields = {key: value for key, value in texts}
     if any(_is_characters(key) for key in form):
         raise _no_characters()
     return fields

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Generic, Literal, TypeVar, overload
+from typing import Annotated, Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -161,12 +161,16 @@ class VideoPage(BaseModel):
     pagination: Pagination
 
 
+# What the service refuses, documented: the prompt must hold a character other than spaces.
+NON_BLANK: dict[str, Any] = {"minLength": 1, "pattern": "\\S"}
+
+
 class CreateVideoIn(BaseModel):
     """The JSON create body; a field not listed here is refused (400 `unknown_parameter`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(description="What the video shows; not blank.")
+    prompt: str = Field(description="What the video shows; not blank.", json_schema_extra=NON_BLANK)
     model: str | None = Field(
         default=None,
         description="Defaults to the model of the `quality` asked for, else the provider's "
@@ -189,7 +193,7 @@ class CreateVideoIn(BaseModel):
 class RemixIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(description="How the remix changes the video.")
+    prompt: str = Field(description="How the remix changes the video.", json_schema_extra=NON_BLANK)
 
 
 class RerunIn(BaseModel):

@@ -9,9 +9,15 @@ from fastapi import APIRouter, Query, Request, Response
 from reelforge.api.auth import CurrentAccount
 from reelforge.api.content import content_response
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import documented
 from reelforge.api.ratelimit import CreateRateLimit
-from reelforge.api.requests import GUIDE_FIELDS, IdempotencyKey, read_new_video
+from reelforge.api.requests import (
+    CREATE_BODY_LIMIT,
+    GUIDE_FIELDS,
+    IdempotencyKey,
+    read_new_video,
+)
 from reelforge.api.schemas import (
     CreateVideoIn,
     Envelope,
@@ -30,7 +36,9 @@ from reelforge.domain.states import VideoStatus
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import Order
 
-router = APIRouter(prefix="/api/videos", tags=["videos"])
+_STATUSES = sorted(status.value for status in VideoStatus)
+
+router = APIRouter(prefix="/api/videos", tags=["videos"], route_class=EdgeRoute)
 
 # Far beyond any one account's videos, and inside a 64-bit OFFSET on both databases.
 MAX_OFFSET = 1_000_000_000
@@ -46,7 +54,7 @@ _CREATE_BODY: dict[str, Any] = {
                     "required": ["prompt"],
                     "additionalProperties": False,
                     "properties": {
-                        "prompt": {"type": "string"},
+                        "prompt": {"type": "string", "minLength": 1, "pattern": r"\S"},
                         "model": {"type": "string"},
                         "quality": {"type": "string", "enum": list(Quality)},
                         "size": {"type": "string"},
@@ -67,7 +75,7 @@ _CREATE_BODY: dict[str, Any] = {
 @router.post(
     "",
     status_code=201,
-    openapi_extra=_CREATE_BODY,
+    openapi_extra=_CREATE_BODY | CREATE_BODY_LIMIT,
     responses=documented(400, 401, 409, 422, 429),
     summary="Create a video",
 )
@@ -88,7 +96,7 @@ async def create_video(
 
 @router.post(
     "/estimate",
-    openapi_extra=_CREATE_BODY,
+    openapi_extra=_CREATE_BODY | CREATE_BODY_LIMIT,
     responses=documented(400, 401, 422),
     summary="Price a video before creating it",
 )
@@ -114,7 +122,10 @@ async def list_videos(
     runtime: RuntimeDep,
     status: Annotated[
         list[str] | None,
-        Query(description="Filter by status; `failed` includes the cancelled videos."),
+        Query(
+            description="Filter by status; `failed` includes the cancelled videos.",
+            json_schema_extra={"items": {"type": "string", "enum": _STATUSES}},
+        ),
     ] = None,
     model: Annotated[str | None, Query(max_length=80)] = None,
     provider: Annotated[str | None, Query(max_length=40)] = None,

@@ -10,12 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reelforge.api.auth import CurrentAccount
 from reelforge.api.deps import RuntimeDep
+from reelforge.api.edge import EdgeRoute, max_body
 from reelforge.api.errors import ApiError, documented
 from reelforge.api.schemas import Envelope
-from reelforge.domain.webhooks import ALL_EVENT_TYPES, MAX_DELIVERY_LIST, DeliveryView, EndpointView
+from reelforge.domain.webhooks import (
+    ALL_EVENT_TYPES,
+    MAX_DELIVERY_LIST,
+    DeliveryStatus,
+    DeliveryView,
+    EndpointView,
+)
 from reelforge.services.inbound import MAX_BODY_BYTES, WebhookRejected, WebhooksNotConfigured
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=EdgeRoute)
 
 _EVENT_TYPES = ", ".join(ALL_EVENT_TYPES)
 _ANY_JSON_BODY: dict[str, Any] = {
@@ -34,10 +41,15 @@ class ReceivedOut(BaseModel):
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="Where events are POSTed: an http(s) URL, at most 2048 chars.")
+    url: str = Field(
+        description="Where events are POSTed: an http(s) URL, at most 2048 chars.",
+        json_schema_extra={"minLength": 1, "maxLength": 2048, "pattern": "\\S"},
+    )
     description: str = Field(default="", description="A note for yourself (200 characters).")
     event_types: list[str] | None = Field(
-        default=None, description=f"Events to send, any of {_EVENT_TYPES}; default all."
+        default=None,
+        description=f"Events to send, any of {_EVENT_TYPES}; default all.",
+        json_schema_extra={"items": {"type": "string", "enum": list(ALL_EVENT_TYPES)}},
     )
 
 
@@ -103,7 +115,7 @@ class DeliveryOut(BaseModel):
 
 @router.post(
     "/webhooks/{provider}",
-    openapi_extra=_ANY_JSON_BODY,
+    openapi_extra=_ANY_JSON_BODY | max_body(MAX_BODY_BYTES),
     responses=documented(400, 404, 413),
     summary="Receive a provider's webhook (Standard Webhooks signature)",
 )
@@ -112,7 +124,7 @@ async def receive_webhook(
 ) -> Envelope[ReceivedOut]:
     if not runtime.inbound.configured:
         raise _not_configured()
-    body = await _capped_body(request)
+    body = await request.body()
     try:
         receipt = await runtime.inbound.receive(provider, body, request.headers)
     except WebhooksNotConfigured:
@@ -174,7 +186,12 @@ async def list_deliveries(
     runtime: RuntimeDep,
     endpoint_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[
-        str | None, Query(max_length=20, description="pending, delivered or failed")
+        str | None,
+        Query(
+            max_length=20,
+            description="pending, delivered or failed",
+            json_schema_extra={"enum": [status.value for status in DeliveryStatus]},
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_DELIVERY_LIST)] = 20,
 ) -> Envelope[list[DeliveryOut]]:
@@ -201,15 +218,3 @@ def _not_configured() -> ApiError:
         "webhooks_not_configured",
         "Incoming webhooks are not configured: set REELFORGE_PROVIDER_WEBHOOK_SECRET",
     )
-
-
-async def _capped_body(request: Request) -> bytes:
-    """The body, refusing to buffer more than an event could need."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiError(
-                413, "payload_too_large", f"A webhook body is at most {MAX_BODY_BYTES} bytes"
-            )
-    return bytes(body)

@@ -63,6 +63,9 @@ def serve(
         port=settings.port,
         interface=Interfaces.ASGI,
         loop=Loops.uvloop,
+        # A worker process that dies (SIGKILL, the OOM killer) is started again instead of
+        # stopping the whole server; the engine's leases hand its in-flight jobs on.
+        respawn_failed_workers=True,
     ).serve()
 
 

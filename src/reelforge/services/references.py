@@ -22,13 +22,21 @@ def check_reference(
     try:
         with Image.open(io.BytesIO(data)) as image:
             found, size = image.format, image.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            if found not in _FORMATS:
+                raise InputError(field, f"must be a JPEG, PNG or WebP image (got {found})")
+            if size != (width, height):
+                raise InputError(
+                    field,
+                    f"must be exactly {width}x{height} to match the video's size "
+                    f"(got {size[0]}x{size[1]})",
+                )
+            # The header alone can be valid over pixels that don't decode; the provider would
+            # fail the video later. Decoded only now, once its size is known to be the video's.
+            image.load()
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError):
         raise InputError(field, "must be a JPEG, PNG or WebP image") from None
-    if found not in _FORMATS:
-        raise InputError(field, f"must be a JPEG, PNG or WebP image (got {found})")
-    if size != (width, height):
-        raise InputError(
-            field,
-            f"must be exactly {width}x{height} to match the video's size (got {size[0]}x{size[1]})",
-        )
+    except (OSError, ValueError, SyntaxError, EOFError):
+        raise InputError(field, "is not a readable image: its pixels don't decode") from None
     return ImageBytes(data=data, content_type=_FORMATS[found])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -13,6 +16,18 @@ ALGORITHM = "HS256"
 ISSUER = "reelforge"
 API_AUDIENCE = "reelforge-api"
 SESSION_AUDIENCE = "reelforge-session"
+# The length of `ended_sessions.id`: a token whose id is longer was not issued here.
+MAX_TOKEN_ID = 64
+_REQUIRED = ["sub", "exp", "iat", "aud", "iss"]
+
+
+@dataclass(frozen=True)
+class SignedClaims:
+    """What a valid token says: whose it is, its own id, and when it stops working."""
+
+    subject: str
+    token_id: str
+    expires_at: datetime
 
 
 class Tokens:
@@ -31,21 +46,39 @@ class Tokens:
             "aud": audience,
             "iat": now,
             "exp": now + self.ttl,
+            # Names this token alone, so that logout can end one session (services/sessions.py).
+            "jti": secrets.token_urlsafe(16),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def subject(self, token: str, audience: str = API_AUDIENCE) -> str | None:
         """The user id a valid, unexpired token names, or None for anything else."""
+        claims = self._decode(token, audience, _REQUIRED)
+        subject = None if claims is None else claims.get("sub")
+        return subject if isinstance(subject, str) else None
+
+    def claims(self, token: str, audience: str) -> SignedClaims | None:
+        """A valid, unexpired token's claims, its id included; None for anything else."""
+        claims = self._decode(token, audience, [*_REQUIRED, "jti"])
+        if claims is None:
+            return None
+        subject, token_id, expiry = claims.get("sub"), claims.get("jti"), claims.get("exp")
+        if not (isinstance(subject, str) and isinstance(token_id, str) and isinstance(expiry, int)):
+            return None
+        if len(token_id) > MAX_TOKEN_ID:
+            return None
+        return SignedClaims(subject, token_id, datetime.fromtimestamp(expiry, UTC))
+
+    def _decode(self, token: str, audience: str, required: list[str]) -> dict[str, Any] | None:
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
                 audience=audience,
                 issuer=ISSUER,
-                options={"require": ["sub", "exp", "iat", "aud", "iss"]},
+                options={"require": required},
             )
         except jwt.PyJWTError:
             return None
-        subject = claims.get("sub")
-        return subject if isinstance(subject, str) else None
+        return claims

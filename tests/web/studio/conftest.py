@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anyio
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from reelforge.emulator.server import free_port
 from tests.support.browser import (
     ADMIN_PASSWORD,
     CHROMIUM_ARGS,
@@ -15,7 +15,7 @@ from tests.support.browser import (
     axe_script,
     chromium,
 )
-from tests.support.processes import ServerProcess, served
+from tests.support.processes import ServerProcess, served, server_environment
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +26,11 @@ def axe_source() -> str:
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("studio")
-    env = {"REELFORGE_ADMIN_PASSWORD": ADMIN_PASSWORD, "REELFORGE_CREATE_RATE_LIMIT": "100/minute"}
-    with served(directory, free_port(), env) as server:
+    environment = server_environment(
+        directory / "data", ADMIN_PASSWORD=ADMIN_PASSWORD, CREATE_RATE_LIMIT="100/minute"
+    )
+    with served(environment, directory) as server:
+        anyio.run(server.ready)
         yield server
 
 
