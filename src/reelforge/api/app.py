@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -20,13 +21,20 @@ from reelforge.providers.base import Provider
 from reelforge.providers.registry import build_provider
 from reelforge.runtime import Runtime, open_runtime
 from reelforge.settings import ProviderName, Settings, load_settings
+from reelforge.web import sockets, streams
+from reelforge.web.live import Live
+from reelforge.web.shutdown import close_on_signals
 from reelforge.worker.runner import engine_for
 
 log = get_logger("reelforge.app")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the lifespan opens the adapters and, embedded, migrates the database."""
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> FastAPI:
+    """Build the app; the lifespan opens the adapters and, embedded, migrates the database.
+
+    `serving`: this is the process `reelforge serve` runs, whose SIGINT/SIGTERM must end the
+    live-update streams first (the server waits for open responses before the app's shutdown).
+    """
     settings = settings or load_settings()
     if not structlog.is_configured():
         # structlog's own default renders exceptions with rich, slowly; ours doesn't.
@@ -42,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await migrate.upgrade(settings.resolved_database_url)
             app.state.runtime = runtime
             await _listen(runtime, stack)
+            app.state.live = await _start_live(runtime, stack, on_signals=serving)
             if settings.embedded_worker:
                 await _start_engine(runtime, provider, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
@@ -65,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(admin.router)
     app.include_router(webhooks.router)
+    app.include_router(streams.router)
+    app.mount(sockets.PATH, sockets.socket_app(app))
     _gateway_answers_400_not_422(app)
     return app
 
@@ -106,6 +117,25 @@ async def _listen(runtime: Runtime, stack: AsyncExitStack) -> None:
     tasks.start_soon(runtime.bus.listen)
 
 
+async def _start_live(runtime: Runtime, stack: AsyncExitStack, *, on_signals: bool) -> Live:
+    """Push video changes to this process's SSE and socket.io clients while the app runs."""
+    settings = runtime.settings
+    live = Live(
+        runtime.bus,
+        runtime.videos,
+        connections_per_user=settings.realtime_connections_per_user,
+        horizon=timedelta(minutes=settings.job_deadline_minutes),
+    )
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+    # Runs first on shutdown: open streams end, so the server need not wait them out.
+    stack.push_async_callback(live.close)
+    await tasks.start(live.run)
+    if on_signals:
+        stack.enter_context(close_on_signals(live))
+    return live
+
+
 async def _start_engine(runtime: Runtime, provider: Provider, stack: AsyncExitStack) -> None:
     """Run the job engine inside this process (the embedded mode, DESIGN.md §1)."""
     engine = engine_for(runtime, provider)
@@ -127,4 +157,4 @@ def app_from_environment() -> FastAPI:
     """Entry point for ASGI servers started by `reelforge serve` (settings from the env)."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return create_app(settings, serving=True)
