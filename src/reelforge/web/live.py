@@ -199,6 +199,10 @@ class Live:
         await watcher.deliver(Update.of(view, read_at))
         return True
 
+    def followers(self, video_id: str) -> int:
+        """How many of this process's connections follow `video_id` and have its state."""
+        return len(self._following.get(video_id, ()))
+
     def unfollow(self, watcher: Watcher, video_id: str) -> None:
         watcher.videos.discard(video_id)
         self._unlink(watcher, video_id)
