@@ -173,5 +173,4 @@ def _response(runtime: Runtime, events: AsyncIterator[ServerSentEvent]) -> Event
         events,
         ping=runtime.settings.realtime_heartbeat_seconds,
         send_timeout=SEND_TIMEOUT_SECONDS,
-        headers={"Cache-Control": "no-store"},
     )
