@@ -18,11 +18,13 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy import make_url
 
 from reelforge.api.app import create_app
+from reelforge.bus import LocalBus
 from reelforge.db import migrate
 from reelforge.db.engine import Database
 from reelforge.domain.accounts import Account, Role
 from reelforge.domain.catalog import provider
 from reelforge.services.accounts import Accounts
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.videos import Videos
 from reelforge.settings import Settings
 from reelforge.storage import open_storage
@@ -152,7 +154,8 @@ async def admin(accounts: Accounts) -> Account:
 
 @pytest.fixture
 def videos(database: Database) -> Videos:
-    return Videos(database, open_storage("memory://"), provider("emulator"), max_prompt_length=1000)
+    storage, spec = open_storage("memory://"), provider("emulator")
+    return Videos(database, storage, spec, Lifecycle(database, LocalBus()), max_prompt_length=1000)
 
 
 @pytest.fixture

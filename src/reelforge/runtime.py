@@ -19,10 +19,12 @@ from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
-from reelforge.services.outbound import Deliverer, Webhooks
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
+from reelforge.services.webhook_delivery import Deliverer
+from reelforge.services.webhook_endpoints import Webhooks
 from reelforge.settings import Settings
 from reelforge.storage import Storage, open_storage
 
@@ -39,6 +41,7 @@ class Runtime:
     accounts: Accounts
     keys: ApiKeys
     tokens: Tokens
+    lifecycle: Lifecycle
     videos: Videos
     create_limiter: RateLimiter
     inbound: InboundWebhooks
@@ -79,6 +82,7 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     bus = RedisBus(redis, f"{settings.redis_key_prefix}:bus") if redis else LocalBus()
+    lifecycle = Lifecycle(database, bus)
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -86,12 +90,13 @@ def open_runtime(settings: Settings, *, provider: Provider | None = None) -> Run
         accounts=Accounts(database, quota=default_quota(settings)),
         keys=ApiKeys(database),
         tokens=Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes)),
+        lifecycle=lifecycle,
         videos=Videos(
             database,
             storage,
             catalog.provider(settings.provider),
+            lifecycle,
             max_prompt_length=settings.max_prompt_length,
-            bus=bus,
         ),
         create_limiter=RateLimiter(
             settings.create_rate_limit,

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from reelforge.api.app import create_app
 from reelforge.db.models import WebhookEndpoint
 from reelforge.domain.clock import utcnow
-from reelforge.services.outbound import Webhooks
+from reelforge.services.webhook_endpoints import Webhooks
 from tests.support.api import Caller, MakeCaller, callers, runtime_of
 from tests.support.webhooks import Receiver, receiving
 

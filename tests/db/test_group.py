@@ -23,6 +23,7 @@ from reelforge.db.models import Video, VideoEvent
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.services.videos import NewVideo, Videos
+from tests.support.engine import at_version
 
 pytestmark = pytest.mark.anyio
 
@@ -49,8 +50,8 @@ def marking(claim: Claim) -> Write[str]:
     to the end of its batch)."""
 
     async def write(batch: Batch) -> str:
-        fenced(batch, claim, last_error=f"marked {claim.video_id}")
-        queries.defer_events(batch, claim.video_id, [("note", {})])
+        fenced(batch, claim.video, replace(claim.video, last_error=f"marked {claim.video_id}"))
+        queries.add_events(batch, claim.video_id, [("note", {})])
         return claim.video_id
 
     return write
@@ -148,7 +149,7 @@ async def test_a_write_at_fault_fails_alone_and_the_others_land_once(
     database: Database, videos: Videos, ada: Account
 ) -> None:
     claims = await claims_of(database, videos, ada, 4)
-    stale = replace(claims[2], version=claims[2].version - 1)
+    stale = at_version(claims[2], claims[2].version - 1)
     group = GroupCommit(database)
     outcomes: dict[str, str] = {}
 
@@ -199,7 +200,7 @@ async def test_a_write_alone_is_its_own_transaction(
     with commits(database) as seen:
         assert await group.run(marking(claim)) == claim.video_id
         with pytest.raises(LeaseLost):
-            await group.run(marking(replace(claim, version=claim.version + 1)))
+            await group.run(marking(at_version(claim, claim.version + 1)))
 
     assert len(seen) == 1
     assert await marks(database) == {claim.video_id: (f"marked {claim.video_id}", 2)}
@@ -233,7 +234,7 @@ async def test_an_insert_put_off_that_fails_fails_only_its_own_write(
     outcomes: dict[str, str] = {}
 
     async def orphan_event(batch: Batch) -> str:
-        queries.defer_events(batch, "video_that_is_not_there", [("note", {})])
+        queries.add_events(batch, "video_that_is_not_there", [("note", {})])
         return "orphan"
 
     async def run(name: str, write: Write[str]) -> None:
@@ -257,7 +258,7 @@ async def test_the_checks_of_a_batch_are_one_read_and_a_stale_claim_fails_alone(
     database: Database, videos: Videos, ada: Account
 ) -> None:
     claims = await claims_of(database, videos, ada, 4)
-    stale = replace(claims[1], version=claims[1].version - 1)
+    stale = at_version(claims[1], claims[1].version - 1)
     group = GroupCommit(database)
     outcomes: dict[tuple[str, int], str] = {}
 

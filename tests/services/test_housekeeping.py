@@ -16,7 +16,7 @@ from reelforge.db.models import LedgerEntry, Video, VideoEvent, WebhookDelivery,
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.services.housekeeping import Housekeeping
-from reelforge.services.outbound import Webhooks
+from reelforge.services.webhook_endpoints import Webhooks
 from reelforge.storage import Storage, open_storage
 
 pytestmark = pytest.mark.anyio
@@ -125,7 +125,6 @@ async def add_video(
                 size="1280x720",
                 seconds=4,
                 job_state="completed",
-                status="completed",
                 video_key=objects[0],
                 video_bytes=10,
                 thumbnail_key=objects[1],

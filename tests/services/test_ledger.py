@@ -1,38 +1,49 @@
-"""The ledger on both databases: a video's first settle or refund closes it, once."""
+"""The ledger on both databases: a video's first settle or refund closes it, once, and the
+final cost written with it stays the one that closed it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from reelforge.db.claim import claim_due, fenced
+from reelforge.db import videos as queries
+from reelforge.db.claim import fenced
 from reelforge.db.engine import Database
 from reelforge.db.group import Batch
-from reelforge.db.models import Video
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
-from reelforge.services import ledger
+from reelforge.domain.lifecycle import REFUNDED_COST
+from reelforge.domain.videos import VideoView
+from reelforge.services.jobs import Jobs
 from reelforge.services.videos import NewVideo, Videos
 from tests.support.engine import ledger_of
 
 pytestmark = pytest.mark.anyio
 
-LEASE = timedelta(seconds=30)
+SETTLED = Decimal("0.25")
 
 
-async def close(database: Database, video_id: str, how: str) -> tuple[bool, Decimal | None]:
-    """Settle at 0.25 or refund in a transaction of its own; what it said and the final cost."""
-    async with database.session() as session, session.begin():
-        video = await session.get_one(Video, video_id)
-        connection = await session.connection()
-        if how == "settle":
-            closed = await ledger.settle(connection, video, Decimal("0.25"))
-        else:
-            closed = await ledger.refund(connection, video)
-    async with database.session() as session:
-        return closed, (await session.get_one(Video, video_id)).cost_final
+def closing(batch: Batch, view: VideoView, how: str, final: Decimal) -> None:
+    amount = final - view.cost_estimate
+    queries.close_ledger(
+        batch, user_id=view.owner_id, video_id=view.id, kind=how, amount=amount, now=utcnow()
+    )
+
+
+async def close(database: Database, view: VideoView, how: str, final: Decimal) -> Decimal | None:
+    """A job's ending write at `final` with its settle or refund, as the lifecycle writes
+    them in one unit of work; the video's final cost after it."""
+    before = await Jobs(database).video(view.id)
+    assert before is not None
+    async with database.transaction() as connection:
+        batch = Batch(connection)
+        fenced(batch, before, before, final_cost=final)
+        closing(batch, view, how, final)
+        await batch.flush()
+    after = await Jobs(database).video(view.id)
+    assert after is not None
+    return after.cost_final
 
 
 @pytest.mark.parametrize(
@@ -44,59 +55,29 @@ async def test_the_first_settle_or_refund_closes_the_ledger_and_the_second_chang
 ) -> None:
     view, _ = await videos.create(ada, NewVideo(prompt="a lighthouse"))
     estimate = view.cost_estimate
-    amount = {"settle": Decimal("0.25") - estimate, "refund": -estimate}[first]
-    final = {"settle": Decimal("0.25"), "refund": Decimal(0)}[first]
+    final = {"settle": SETTLED, "refund": REFUNDED_COST}[first]
 
-    assert await close(database, view.id, first) == (True, final)
-    assert await close(database, view.id, then) == (False, final)
+    assert await close(database, view, first, final) == final
+    assert await close(database, view, then, Decimal("0.99")) == final
 
-    assert await ledger_of(database, view.id) == [("reserve", estimate), (first, amount)]
-
-
-async def test_the_last_fenced_write_of_a_job_carries_its_final_cost_only_while_the_ledger_is_open(
-    database: Database, videos: Videos, ada: Account
-) -> None:
-    view, _ = await videos.create(ada, NewVideo(prompt="a lighthouse"))
-    [claim] = await claim_due(
-        database, owner="w1", now=utcnow() + timedelta(seconds=1), lease=LEASE, limit=1
-    )
-
-    async def end(final: Decimal, *, then_settle: bool) -> Decimal | None:
-        """A job's last write, at `final`, maybe settled in the same batch; its final cost."""
-        async with database.transaction() as connection:
-            batch = Batch(connection)
-            fenced(batch, claim, final_cost=final)
-            if then_settle:
-                ledger.defer_settle(batch, claim.video, final)
-            await batch.flush()
-        async with database.session() as session:
-            return (await session.get_one(Video, view.id)).cost_final
-
-    assert await end(Decimal("0.25"), then_settle=True) == Decimal("0.25")
-    assert await end(Decimal("0.99"), then_settle=True) == Decimal("0.25")
-    assert await end(Decimal("0.99"), then_settle=False) == Decimal("0.25")
-    settled = Decimal("0.25") - view.cost_estimate
-    assert await ledger_of(database, view.id) == [
-        ("reserve", view.cost_estimate),
-        ("settle", settled),
-    ]
+    assert await ledger_of(database, view.id) == [("reserve", estimate), (first, final - estimate)]
 
 
-async def test_closes_put_off_to_the_end_of_a_batch_close_each_open_ledger_once(
+async def test_closes_in_one_batch_close_each_open_ledger_once(
     database: Database, videos: Videos, ada: Account
 ) -> None:
     views = [(await videos.create(ada, NewVideo(prompt=f"clip {n}")))[0] for n in range(3)]
-    await close(database, views[1].id, "refund")
+    await close(database, views[1], "refund", REFUNDED_COST)
 
     async with database.transaction() as connection:
         batch = Batch(connection)
         for view in views:
-            ledger.defer_settle(batch, view, Decimal("0.25"))
-        ledger.defer_refund(batch, views[2])
+            closing(batch, view, "settle", SETTLED)
+        closing(batch, views[2], "refund", REFUNDED_COST)
         await batch.flush()
 
     estimate = views[0].cost_estimate
-    settled = ("settle", Decimal("0.25") - estimate)
+    settled = ("settle", SETTLED - estimate)
     assert [await ledger_of(database, view.id) for view in views] == [
         [("reserve", estimate), settled],
         [("reserve", estimate), ("refund", -estimate)],  # refunded before: the settle refused

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,11 +13,17 @@ import anyio
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from reelforge.bus import LocalBus
 from reelforge.db.engine import Database
 from reelforge.db.models import LedgerEntry, Video, VideoEvent
 from reelforge.domain.states import JobState
 from reelforge.emulator.render import RenderedAssets, RenderSpec
+from reelforge.providers.base import Provider
+from reelforge.services.jobs import Claim, Jobs
+from reelforge.services.lifecycle import Lifecycle
+from reelforge.storage import Storage
 from reelforge.worker.engine import Engine
+from reelforge.worker.steps import Steps
 
 
 def tiny_assets(prompt: str, *, video_blocks: int = 256) -> RenderedAssets:
@@ -85,3 +93,22 @@ async def ledger_of(database: Database, video_id: str) -> list[tuple[str, Decima
 
 def upstream_jobs(app: FastAPI) -> list[dict[str, Any]]:
     return list(app.state.emulator.store.ledger_rows())
+
+
+def steps_for(
+    database: Database, storage: Storage, provider: Provider, *, webhooks: bool = False
+) -> Steps:
+    """The engine's steps as a worker builds them, on their own lifecycle and bus."""
+    return Steps(
+        Lifecycle(database, LocalBus()),
+        Jobs(database),
+        storage,
+        provider,
+        deadline=timedelta(minutes=5),
+        webhooks=webhooks,
+    )
+
+
+def at_version(claim: Claim, version: int) -> Claim:
+    """`claim` as if its fencing token were `version` (a stale or a future holder's)."""
+    return replace(claim, video=replace(claim.video, lease_version=version))

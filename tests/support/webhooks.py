@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,3 +72,12 @@ def receiving() -> Iterator[Receiver]:
     with running(app) as server:
         receiver.url = f"{server.root}/hook"
         yield receiver
+
+
+@contextmanager
+def silent_receiver() -> Iterator[str]:
+    """A URL whose server takes connections (the kernel's backlog does) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"

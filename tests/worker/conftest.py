@@ -13,9 +13,10 @@ from reelforge.db.engine import Database
 from reelforge.emulator.app import create_emulator_app
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.providers.registry import emulator_provider
+from reelforge.services.jobs import Jobs
 from reelforge.storage import Storage, open_storage
-from reelforge.worker.engine import Engine, EngineConfig
-from reelforge.worker.steps import Steps
+from reelforge.worker.engine import Engine, EngineConfig, Every
+from tests.support.engine import steps_for
 
 
 @pytest.fixture
@@ -41,12 +42,15 @@ async def make_engine(
         lease: timedelta = timedelta(seconds=30),
         concurrency: int = 4,
         idle_seconds: float = 0.05,
+        periodic: list[Every] | None = None,
     ) -> Engine:
         provider = emulator_provider(upstream, timeout=timeout)
         providers.append(provider)
-        steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
+        steps = steps_for(database, storage, provider)
         config = EngineConfig(concurrency=concurrency, lease=lease, idle_seconds=idle_seconds)
-        return Engine(database, steps, config=config, provider_name=provider.name)
+        return Engine(
+            Jobs(database), steps, config=config, provider_name=provider.name, periodic=periodic
+        )
 
     yield make
     for provider in providers:

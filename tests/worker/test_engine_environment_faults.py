@@ -35,14 +35,15 @@ from reelforge.emulator.webhooks import WebhookSender
 from reelforge.providers.base import Provider
 from reelforge.providers.openai import OpenAIProvider
 from reelforge.providers.registry import EMULATOR_API_KEY, emulator_provider
+from reelforge.services.jobs import Jobs
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.settings import Settings
 from reelforge.storage import Storage, open_storage
 from reelforge.worker.engine import Engine, EngineConfig
-from reelforge.worker.steps import WEBHOOK_SAFETY_POLL, Steps
+from reelforge.worker.steps import WEBHOOK_SAFETY_POLL
 from tests.support.api import BASE_URL, callers, runtime_of
-from tests.support.engine import event_kinds, tiny_renderer, upstream_jobs, video_row
+from tests.support.engine import event_kinds, steps_for, tiny_renderer, upstream_jobs, video_row
 from tests.support.invariants import check_invariants
 from tests.support.proxy import fault_proxy
 from tests.support.redis_server import redis_server
@@ -80,10 +81,10 @@ def build_engine(
     webhooks: bool = False,
     limiter: RateLimiter | None = None,
 ) -> Engine:
-    steps = Steps(database, storage, provider, deadline=timedelta(minutes=5), webhooks=webhooks)
+    steps = steps_for(database, storage, provider, webhooks=webhooks)
     config = EngineConfig(concurrency=4, lease=timedelta(seconds=30), idle_seconds=0.05)
     return Engine(
-        database, steps, config=config, provider_limiter=limiter, provider_name=provider.name
+        Jobs(database), steps, config=config, provider_limiter=limiter, provider_name=provider.name
     )
 
 

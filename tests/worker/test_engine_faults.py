@@ -24,11 +24,11 @@ from reelforge.emulator.server import running
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.providers.openai import OpenAIProvider
 from reelforge.providers.registry import EMULATOR_API_KEY, emulator_provider
+from reelforge.services.jobs import Jobs
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import Storage
 from reelforge.worker.engine import Engine, EngineConfig
-from reelforge.worker.steps import Steps
-from tests.support.engine import run_until_settled, tiny_renderer, video_row
+from tests.support.engine import run_until_settled, steps_for, tiny_renderer, video_row
 from tests.support.invariants import check_invariants
 
 pytestmark = pytest.mark.anyio
@@ -100,7 +100,7 @@ async def test_a_worker_killed_during_a_create_is_reconciled_not_created_twice(
     view, _ = await videos.create(ada, NewVideo(prompt="killed mid-create [[late-create=2]]"))
     claim = await dead_claim(database, view.id)
     provider = emulator_provider(upstream, timeout=10)
-    steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
+    steps = steps_for(database, storage, provider)
     try:
         # The create reaches upstream; the worker dies before its answer arrives.
         with anyio.move_on_after(0.5):
@@ -138,7 +138,7 @@ async def test_a_paused_worker_that_resumes_after_losing_its_lease_changes_nothi
 
     provider = emulator_provider(upstream)
     try:
-        steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
+        steps = steps_for(database, storage, provider)
         with pytest.raises(LeaseLost):
             await steps.run(stale)
     finally:
@@ -160,9 +160,9 @@ def socket_engine(
     provider = OpenAIProvider(
         spec=catalog.provider("emulator"), api_key=EMULATOR_API_KEY, base_url=base_url, timeout=10
     )
-    steps = Steps(database, storage, provider, deadline=timedelta(minutes=5))
+    steps = steps_for(database, storage, provider)
     config = EngineConfig(concurrency=4, lease=lease, idle_seconds=0.05)
-    return Engine(database, steps, config=config, provider_name=provider.name), provider
+    return Engine(Jobs(database), steps, config=config, provider_name=provider.name), provider
 
 
 @pytest.mark.parametrize("transport", ["in-process", "socket"])

@@ -10,19 +10,23 @@ import anyio
 import pytest
 import standardwebhooks
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from reelforge.db.engine import Database
+from reelforge.db.models import WebhookDelivery
 from reelforge.domain.accounts import Account
-from reelforge.services.outbound import Deliverer, Webhooks
 from reelforge.services.videos import NewVideo, Videos
+from reelforge.services.webhook_delivery import Deliverer
+from reelforge.services.webhook_endpoints import Webhooks
 from reelforge.storage import Storage
+from reelforge.worker.engine import Every
 from tests.support.engine import (
     ledger_of,
     run_until_settled,
     upstream_jobs,
     video_row,
 )
-from tests.support.webhooks import receiving
+from tests.support.webhooks import receiving, silent_receiver
 
 pytestmark = pytest.mark.anyio
 
@@ -164,3 +168,35 @@ async def test_finished_videos_are_announced_to_subscribed_endpoints(
             event = standardwebhooks.Webhook(secret).verify(body, headers)
             events[event["data"]["id"]] = event["type"]
     assert events == {done.id: "video.completed", failed.id: "video.failed"}
+
+
+async def test_a_receiver_that_never_answers_holds_up_no_other_video(
+    make_engine: Any, videos: Videos, ada: Account, bob: Account, database: Database
+) -> None:
+    webhooks = Webhooks(database, allow_private_addresses=True)
+    # Its sends wait for as long as the test runs: a claim loop that waited for them would
+    # never claim Bob's video.
+    deliverer = Deliverer(database, allow_private_addresses=True, timeout=3600)
+    with silent_receiver() as url:
+        await webhooks.create_endpoint(ada, url, event_types=["video.completed"])
+        adas, _ = await videos.create(ada, NewVideo(prompt="Ada's kite"))
+        engine = make_engine(periodic=[Every(0.01, deliverer.deliver_due)])
+        stopping = anyio.Event()
+        async with anyio.create_task_group() as group:
+            group.start_soon(engine.run, stopping)
+            with anyio.fail_after(30):
+                while not await _attempted_deliveries(database):
+                    await anyio.sleep(0.05)
+            bobs, _ = await videos.create(bob, NewVideo(prompt="Bob's kite"))
+            engine.wake()
+            with anyio.fail_after(30):
+                while (await video_row(database, bobs.id)).job_state != "completed":
+                    await anyio.sleep(0.05)
+            stopping.set()
+    assert (await video_row(database, adas.id)).job_state == "completed"
+
+
+async def _attempted_deliveries(database: Database) -> int:
+    async with database.session() as session:
+        rows = await session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.attempts > 0))
+        return len(rows.all())

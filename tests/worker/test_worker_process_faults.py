@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url, select
 
+from reelforge.bus import LocalBus
 from reelforge.db.engine import Database
 from reelforge.db.models import Video
 from reelforge.domain import catalog
@@ -29,6 +30,7 @@ from reelforge.emulator.render import RenderedAssets, RenderSpec
 from reelforge.emulator.server import RunningServer, running
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.services.housekeeping import Housekeeping
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import Storage, open_storage
 from tests.support.engine import event_kinds, tiny_assets, video_row
@@ -89,7 +91,8 @@ def storage(tmp_path: Path) -> Storage:
 @pytest.fixture
 def videos(database: Database, storage: Storage) -> Videos:
     # The workers run REELFORGE_PROVIDER=openai against the emulator, as the API would too.
-    return Videos(database, storage, catalog.provider("openai"), max_prompt_length=1000)
+    lifecycle = Lifecycle(database, LocalBus())
+    return Videos(database, storage, catalog.provider("openai"), lifecycle, max_prompt_length=1000)
 
 
 @pytest.fixture

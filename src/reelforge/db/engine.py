@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
-from reelforge.db import sqlite
-
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
@@ -112,9 +110,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
-            url, module=sqlite.driver(), pool_reset_on_return=None, **kwargs
-        )
+        engine = create_async_engine(url, pool_reset_on_return=None, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # Before the write gate's listener: a connection is rolled back before the gate lets
         # the next writer in.

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from reelforge.db.types import UTCDateTime
 from reelforge.domain.clock import utcnow
+from reelforge.domain.states import JobState
 
 # Named constraints keep migrations identical on SQLite (which needs names for batch
 # alterations) and PostgreSQL.
@@ -86,7 +88,6 @@ class Video(Base):
         UniqueConstraint("provider", "provider_video_id"),
         UniqueConstraint("owner_id", "idempotency_key"),
         Index("ix_videos_owner_created", "owner_id", "created_at"),
-        Index("ix_videos_claim", "job_state", "next_check_at"),
         # The claim's index: only videos with a check to come, in the order they fall due, so
         # a claim reads the few rows due now, not every video ever made (finished ones have no
         # next check).
@@ -111,7 +112,6 @@ class Video(Base):
     remixed_from_video_id: Mapped[str | None] = mapped_column(
         ForeignKey("videos.id", ondelete="SET NULL"), index=True
     )
-    status: Mapped[str] = mapped_column(String(20), default="queued")
     progress: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(80))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -141,7 +141,17 @@ class Video(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
 
     # Job columns (DESIGN.md §4): the engine claims rows whose next check is due.
-    job_state: Mapped[str] = mapped_column(String(20), default="accepted")
+    job_state: Mapped[JobState] = mapped_column(
+        # Stored as its value in a VARCHAR, as before the enum: no type or constraint to migrate.
+        Enum(
+            JobState,
+            native_enum=False,
+            create_constraint=False,
+            length=20,
+            values_callable=lambda states: [state.value for state in states],
+        ),
+        default=JobState.ACCEPTED,
+    )
     next_check_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -149,6 +159,12 @@ class Video(Base):
     lease_until: Mapped[datetime | None]
     lease_version: Mapped[int] = mapped_column(BigInteger, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The engine's counters: since the create was last sent, and the tries of each step.
+    submitting_since: Mapped[datetime | None]
+    polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    poll_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    archive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cleanup_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class VideoEvent(Base):

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from reelforge.db.group import Batch
 from reelforge.db.models import LedgerEntry, Quota, Video, VideoEvent
 from reelforge.domain.clock import utcnow
+from reelforge.domain.quotas import QuotaPolicy
+from reelforge.domain.records import VideoRecord
 from reelforge.domain.states import JobState
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import (
@@ -38,7 +40,7 @@ from reelforge.domain.videos import (
 )
 
 
-def to_view(video: Video | Row[Any]) -> VideoView:
+def to_view(video: Video | VideoRecord | Row[Any]) -> VideoView:
     """From an ORM object or a Core row of `videos` (the hot read path skips the ORM)."""
     return VideoView(
         id=video.id,
@@ -63,7 +65,7 @@ def to_view(video: Video | Row[Any]) -> VideoView:
     )
 
 
-def _archive(video: Video | Row[Any]) -> dict[Variant, ArchivedObject]:
+def _archive(video: Video | VideoRecord | Row[Any]) -> dict[Variant, ArchivedObject]:
     found = {}
     for variant in Variant:
         key = getattr(video, f"{variant.value}_key")
@@ -131,11 +133,6 @@ async def visible_view(
     return to_view(row) if row is not None else None
 
 
-async def video_by_idempotency_key(session: AsyncSession, owner_id: str, key: str) -> Video | None:
-    query = select(Video).where(Video.owner_id == owner_id, Video.idempotency_key == key)
-    return (await session.scalars(query)).one_or_none()
-
-
 async def page_of_videos(
     session: AsyncSession,
     owner_id: str | None,
@@ -189,35 +186,79 @@ async def events_of(session: AsyncSession, video_id: str) -> list[EventView]:
     return [to_event(e) for e in (await session.scalars(query)).all()]
 
 
-async def lock_quota(session: AsyncSession, user_id: str, now: datetime) -> Quota | None:
-    """Take the user's quota row for the rest of the transaction.
+_QUOTAS = cast(Table, Quota.__table__)
+
+
+async def lock_quota(connection: AsyncConnection, user_id: str, now: datetime) -> Row[Any] | None:
+    """Take the user's quota row for the rest of the transaction, and read it.
 
     An UPDATE is the one statement that locks alike on both databases: a row lock on
     PostgreSQL, the write lock on SQLite (taken before any read, so no upgrade deadlock).
     Concurrent creates by one user therefore check and reserve one after another.
     """
-    result = await session.execute(
-        update(Quota).where(Quota.user_id == user_id).values(updated_at=now)
+    statement = (
+        update(_QUOTAS)
+        .where(_QUOTAS.c.user_id == user_id)
+        .values(updated_at=now)
+        .returning(*_QUOTAS.c)
     )
-    if not getattr(result, "rowcount", 0):
-        return None
-    return await session.get(Quota, user_id, populate_existing=True)
+    return (await connection.execute(statement)).first()
 
 
-async def videos_counted_since(session: AsyncSession, owner_id: str, since: datetime) -> int:
+async def quota_of(connection: AsyncConnection, user_id: str) -> Row[Any] | None:
+    return (await connection.execute(select(_QUOTAS).where(_QUOTAS.c.user_id == user_id))).first()
+
+
+async def set_quota(
+    connection: AsyncConnection, user_id: str, policy: QuotaPolicy
+) -> Row[Any] | None:
+    """The user's new limits (their current period carries on); None when there's no user."""
+    statement = (
+        update(_QUOTAS)
+        .where(_QUOTAS.c.user_id == user_id)
+        .values(
+            max_videos_per_period=policy.max_videos,
+            period_days=policy.period_days,
+            monthly_budget=policy.monthly_budget,
+            updated_at=utcnow(),
+        )
+        .returning(*_QUOTAS.c)
+    )
+    return (await connection.execute(statement)).first()
+
+
+async def start_quota_period(connection: AsyncConnection, user_id: str, start: datetime) -> None:
+    statement = update(_QUOTAS).where(_QUOTAS.c.user_id == user_id)
+    await connection.execute(statement.values(period_started_at=start))
+
+
+async def videos_counted_since(connection: AsyncConnection, owner_id: str, since: datetime) -> int:
     query = select(func.count()).where(
         Video.owner_id == owner_id,
         Video.created_at >= since,
-        Video.job_state.not_in([state.value for state in UNCOUNTED_STATES]),
+        Video.job_state.not_in(UNCOUNTED_STATES),
     )
-    return int(await session.scalar(query) or 0)
+    return int(await connection.scalar(query) or 0)
 
 
-async def spend_since(session: AsyncSession, user_id: str, since: datetime) -> Decimal:
+async def spend_since(connection: AsyncConnection, user_id: str, since: datetime) -> Decimal:
     query = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
         LedgerEntry.user_id == user_id, LedgerEntry.created_at >= since
     )
-    return Decimal(await session.scalar(query) or 0)
+    return Decimal(await connection.scalar(query) or 0)
+
+
+_BY_IDEMPOTENCY_KEY = select(*Video.__table__.columns).where(
+    Video.owner_id == bindparam("owner_id"), Video.idempotency_key == bindparam("key")
+)
+
+
+async def video_by_idempotency_key(
+    connection: AsyncConnection, owner_id: str, key: str
+) -> Row[Any] | None:
+    return (
+        await connection.execute(_BY_IDEMPOTENCY_KEY, {"owner_id": owner_id, "key": key})
+    ).first()
 
 
 _UPSTREAM_JOB = select(Video.id).where(
@@ -234,27 +275,21 @@ async def upstream_job_taken(connection: AsyncConnection, provider: str, upstrea
 _ADD_EVENTS = insert(cast(Table, VideoEvent.__table__))
 
 
-async def add_events(
-    connection: AsyncConnection, video_id: str, events: Sequence[tuple[str, dict[str, Any]]]
+def add_events(
+    batch: Batch,
+    video_id: str,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    actor: str | None = None,
 ) -> None:
-    """Append `(kind, data)` events to a video's history in one statement; no ids come back,
-    which spares SQLite a statement per event (it returns generated ids one row at a time)."""
-    await connection.execute(_ADD_EVENTS, _event_rows(video_id, events))
-
-
-def defer_events(batch: Batch, video_id: str, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """`add_events` at the end of the job engine's batch, with the other writes' events."""
-    batch.insert(_ADD_EVENTS, _event_rows(video_id, events))
-
-
-def _event_rows(
-    video_id: str, events: Sequence[tuple[str, dict[str, Any]]]
-) -> list[dict[str, Any]]:
+    """Append `(kind, data)` events to a video's history when the batch commits, in one
+    statement with the batch's other events (no ids come back: nothing reads them there)."""
     now = utcnow()
-    return [
-        {"video_id": video_id, "kind": kind, "actor": None, "data": data, "created_at": now}
+    rows = [
+        {"video_id": video_id, "kind": kind, "actor": actor, "data": data, "created_at": now}
         for kind, data in events
     ]
+    batch.insert(_ADD_EVENTS, rows)
 
 
 _LEDGER_TABLE = cast(Table, LedgerEntry.__table__)
@@ -283,26 +318,18 @@ _CLOSE_LEDGER = insert(_LEDGER_TABLE).from_select(
 )
 
 
-async def close_ledger(
-    connection: AsyncConnection,
-    *,
-    user_id: str,
-    video_id: str,
-    kind: str,
-    amount: Decimal,
-    now: datetime,
-) -> bool:
-    """Add the video's settle or refund row; False when it already had one of them."""
-    parameters = _ledger_row(user_id, video_id, kind, amount, now)
-    result = await connection.execute(_CLOSE_LEDGER, parameters)
-    return bool(result.rowcount)
-
-
-def defer_close_ledger(
+def close_ledger(
     batch: Batch, *, user_id: str, video_id: str, kind: str, amount: Decimal, now: datetime
 ) -> None:
-    """`close_ledger` at the end of the job engine's batch, for a write that needs no answer."""
+    """Add the video's settle or refund row when the batch commits, unless it has one of them
+    already (the write that ends a job put the final cost in only while the ledger was open)."""
     batch.insert(_CLOSE_LEDGER, [_ledger_row(user_id, video_id, kind, amount, now)])
+
+
+async def reserve(connection: AsyncConnection, video: VideoRecord, now: datetime) -> None:
+    """The video's reservation: its estimate, counted in the month's spend from now on."""
+    row = _ledger_row(video.owner_id, video.id, "reserve", video.cost_estimate, now)
+    await connection.execute(insert(_LEDGER_TABLE), row)
 
 
 def _ledger_row(
@@ -315,16 +342,3 @@ def _ledger_row(
         "amount": amount,
         "created_at": now,
     }
-
-
-_VIDEOS = cast(Table, Video.__table__)
-_FINAL_COST = (
-    update(_VIDEOS)
-    .where(_VIDEOS.c.id == bindparam("video_id"))
-    .values(cost_final=bindparam("final"))
-)
-
-
-async def record_final_cost(connection: AsyncConnection, video_id: str, final: Decimal) -> None:
-    """Write what the video finally cost (the ledger's settle or refund says how it closed)."""
-    await connection.execute(_FINAL_COST, {"video_id": video_id, "final": final})

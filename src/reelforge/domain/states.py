@@ -57,13 +57,15 @@ PUBLIC_STATUS: Mapping[JobState, VideoStatus] = {
 }
 
 _ENDINGS = frozenset({JobState.FAILED, JobState.CANCELLED})
+# Upstream may finish between two looks, so a tracked video can go straight to its archive.
+_FINISHING = frozenset({JobState.DOWNLOADING, JobState.COMPLETED, JobState.EXPIRED})
 
 TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.ACCEPTED: frozenset({JobState.SUBMITTING}) | _ENDINGS,
     JobState.SUBMITTING: frozenset({JobState.QUEUED, JobState.IN_PROGRESS, JobState.DOWNLOADING})
     | _ENDINGS,
-    JobState.QUEUED: frozenset({JobState.IN_PROGRESS, JobState.DOWNLOADING}) | _ENDINGS,
-    JobState.IN_PROGRESS: frozenset({JobState.DOWNLOADING}) | _ENDINGS,
+    JobState.QUEUED: frozenset({JobState.IN_PROGRESS}) | _FINISHING | _ENDINGS,
+    JobState.IN_PROGRESS: _FINISHING | _ENDINGS,
     JobState.DOWNLOADING: frozenset({JobState.COMPLETED, JobState.EXPIRED}) | _ENDINGS,
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset(),

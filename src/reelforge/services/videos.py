@@ -5,22 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelforge.bus import Bus, LocalBus, Notice, Topic
 from reelforge.db import videos as queries
+from reelforge.db.claim import record_of
 from reelforge.db.engine import Database
-from reelforge.db.models import Quota, Video, VideoEvent
 from reelforge.domain.accounts import Account
 from reelforge.domain.catalog import Feature, ProviderSpec
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError, NotReadyError
 from reelforge.domain.ids import new_video_id
+from reelforge.domain.lifecycle import cancelled, deleted
 from reelforge.domain.quotas import (
     QuotaPolicy,
     QuotaUsage,
@@ -28,6 +28,7 @@ from reelforge.domain.quotas import (
     current_period_start,
     month_start,
 )
+from reelforge.domain.records import VideoRecord
 from reelforge.domain.states import JobState
 from reelforge.domain.upstream import ImageBytes, Variant
 from reelforge.domain.videos import (
@@ -42,8 +43,7 @@ from reelforge.domain.videos import (
     check_prompt,
     video_request,
 )
-from reelforge.domain.webhooks import EventType
-from reelforge.services import ledger, outbound
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.references import check_reference
 from reelforge.storage import ObjectStream, Storage
 
@@ -70,13 +70,13 @@ class Videos:
         database: Database,
         storage: Storage,
         spec: ProviderSpec,
+        lifecycle: Lifecycle,
         *,
         max_prompt_length: int,
         on_accepted: Notify | None = None,
-        bus: Bus | None = None,
     ) -> None:
         self._database = database
-        self._bus = bus or LocalBus()
+        self._lifecycle = lifecycle
         self._storage = storage
         self.spec = spec
         self._max_prompt_length = max_prompt_length
@@ -109,13 +109,17 @@ class Videos:
         """
         request, reference = self._checked(new)
         video = self._new_row(account, request, new.idempotency_key)
-        video.request_hash = _request_hash(
-            "create", request, reference=new.input_reference, parent=None
+        video = replace(
+            video,
+            request_hash=_request_hash(
+                "create", request, reference=new.input_reference, parent=None
+            ),
         )
         if reference is not None:
             stored = await self._storage.put(f"references/{video.id}", reference.data)
-            video.input_reference_key = stored.key
-            video.input_reference_type = reference.content_type
+            video = replace(
+                video, input_reference_key=stored.key, input_reference_type=reference.content_type
+            )
         return await self._accept(account, video, EventKind.CREATED)
 
     async def remix(
@@ -123,13 +127,13 @@ class Videos:
     ) -> tuple[VideoView, bool]:
         """A new video from a completed one the caller can see, changed by `prompt`."""
         checked = check_prompt(prompt, self._max_prompt_length)
-        async with self._database.session() as session:
-            parent = await queries.visible_video(session, parent_id, _scope(account))
+        async with self._database.reading() as connection:
+            parent = await queries.visible_view(connection, parent_id, _scope(account))
         if parent is None:
             raise NotFoundError("video", parent_id)
-        if JobState(parent.job_state) is not JobState.COMPLETED:
+        if parent.job_state is not JobState.COMPLETED:
             raise NotReadyError(
-                f"video {parent_id} is {JobState(parent.job_state).public_status}; "
+                f"video {parent_id} is {parent.job_state.public_status}; "
                 "only a completed video can be remixed",
                 field="video_id",
             )
@@ -141,9 +145,11 @@ class Videos:
             seconds=parent.seconds,
             max_prompt_length=self._max_prompt_length,
         )
-        video = self._new_row(account, request, idempotency_key)
-        video.remixed_from_video_id = parent.id
-        video.request_hash = _request_hash("remix", request, reference=None, parent=parent.id)
+        video = replace(
+            self._new_row(account, request, idempotency_key),
+            remixed_from_video_id=parent.id,
+            request_hash=_request_hash("remix", request, reference=None, parent=parent.id),
+        )
         return await self._accept(account, video, EventKind.REMIXED)
 
     async def get(self, account: Account, video_id: str) -> VideoView:
@@ -187,40 +193,32 @@ class Videos:
             )
 
     async def events(self, account: Account, video_id: str) -> list[EventView]:
+        await self.get(account, video_id)
         async with self._database.session() as session:
-            await self._visible(session, account, video_id)
             return await queries.events_of(session, video_id)
 
     async def cancel(self, account: Account, video_id: str) -> VideoView:
         """Stop a video that isn't finished; cancelling a finished one changes nothing."""
-        async with self._database.session() as session, session.begin():
-            video = await self._visible(session, account, video_id, for_update=True)
-            cancelling = not JobState(video.job_state).is_terminal
-            if cancelling:
-                await _cancel(session, video, account)
-            view = queries.to_view(video)
-        if cancelling:
-            await self._publish(view, "state")
-        return view
+
+        def decide(video: VideoRecord, now: datetime) -> VideoRecord | None:
+            return None if video.job_state.is_terminal else cancelled(video, now)
+
+        after = await self._lifecycle.change(video_id, _scope(account), decide, actor=account.id)
+        return queries.to_view(after)
 
     async def delete(self, account: Account, video_id: str) -> None:
         """Remove a video and its archive; deleting it again is not an error."""
-        async with self._database.session() as session, session.begin():
-            video = await queries.visible_video(
-                session, video_id, _scope(account), for_update=True, include_deleted=True
-            )
-            if video is None:
-                raise NotFoundError("video", video_id)
+
+        def decide(video: VideoRecord, now: datetime) -> VideoRecord | None:
             if video.deleted_at is not None:
-                return
-            if not JobState(video.job_state).is_terminal:
-                await _cancel(session, video, account)
-            video.deleted_at = utcnow()
-            # The engine deletes the upstream job and the archived objects when it next looks.
-            video.next_check_at = video.deleted_at
-            session.add(VideoEvent(video_id=video.id, kind=EventKind.DELETED, actor=account.id))
-            view = queries.to_view(video)
-        await self._publish(view, "deleted")
+                return None
+            if not video.job_state.is_terminal:
+                video = cancelled(video, now)
+            return deleted(video, now)
+
+        await self._lifecycle.change(
+            video_id, _scope(account), decide, actor=account.id, include_deleted=True
+        )
 
     async def archived(self, account: Account, video_id: str, variant: Variant) -> ArchivedObject:
         """Where a completed video's variant lives in the archive, with its size and hash."""
@@ -247,29 +245,26 @@ class Videos:
 
     async def usage(self, account: Account) -> QuotaUsage:
         now = utcnow()
-        async with self._database.session() as session:
-            quota = await session.get(Quota, account.id)
-            return await _usage(session, account.id, quota, now)
+        async with self._database.reading() as connection:
+            quota = await queries.quota_of(connection, account.id)
+            return await _usage(connection, account.id, quota, now)
 
     async def set_policy(self, user_id: str, policy: QuotaPolicy) -> QuotaUsage:
         """Change a user's limits (an admin's action); the current period carries on."""
         now = utcnow()
-        async with self._database.session() as session, session.begin():
-            quota = await session.get(Quota, user_id)
+        async with self._database.transaction() as connection:
+            quota = await queries.set_quota(connection, user_id, policy)
             if quota is None:
                 raise NotFoundError("user", user_id)
-            quota.max_videos_per_period = policy.max_videos
-            quota.period_days = policy.period_days
-            quota.monthly_budget = policy.monthly_budget
-            return await _usage(session, user_id, quota, now)
+            return await _usage(connection, user_id, quota, now)
 
     def _new_row(
         self, account: Account, request: VideoRequest, idempotency_key: str | None
-    ) -> Video:
+    ) -> VideoRecord:
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
             raise InputError("Idempotency-Key", "must be 1 to 255 characters")
         now = utcnow()
-        return Video(
+        return VideoRecord(
             id=new_video_id(now),
             owner_id=account.id,
             provider=self.spec.name,
@@ -277,58 +272,32 @@ class Videos:
             prompt=request.prompt,
             size=request.size,
             seconds=int(request.seconds),
-            job_state=JobState.ACCEPTED.value,
-            progress=0,
             created_at=now,
+            updated_at=now,
             next_check_at=now,
             cost_estimate=request.estimate,
             idempotency_key=idempotency_key,
-            metadata_={},
         )
 
     async def _accept(
-        self, account: Account, video: Video, kind: EventKind
+        self, account: Account, video: VideoRecord, kind: EventKind
     ) -> tuple[VideoView, bool]:
-        async with self._database.session() as session, session.begin():
-            quota = await queries.lock_quota(session, account.id, video.created_at)
+        async def admit(connection: AsyncConnection, video: VideoRecord) -> VideoRecord | None:
+            quota = await queries.lock_quota(connection, account.id, video.created_at)
             if video.idempotency_key is not None:
                 earlier = await queries.video_by_idempotency_key(
-                    session, account.id, video.idempotency_key
+                    connection, account.id, video.idempotency_key
                 )
                 if earlier is not None:
-                    return _replayed(earlier, video), False
-            usage = await _usage(session, account.id, quota, video.created_at)
+                    return _replayed(record_of(earlier), video)
+            usage = await _usage(connection, account.id, quota, video.created_at, moving=True)
             check_limits(usage, video.cost_estimate, video.created_at)
-            session.add(video)
-            await session.flush()
-            ledger.reserve(session, video)
-            session.add(
-                VideoEvent(
-                    video_id=video.id,
-                    kind=kind,
-                    actor=account.id,
-                    data=_event_data(video),
-                )
-            )
-            await outbound.emit(await session.connection(), video, EventType.VIDEO_CREATED)
-        view = queries.to_view(video)
-        await self._publish(view, "created")
-        if self.on_accepted is not None:
-            await self.on_accepted(video.id)
-        return view, True
+            return None
 
-    async def _publish(self, view: VideoView, *changed: str) -> None:
-        await self._bus.publish(Notice(Topic.VIDEO, view.id, view.owner_id, frozenset(changed)))
-
-    async def _visible(
-        self, session: AsyncSession, account: Account, video_id: str, *, for_update: bool = False
-    ) -> Video:
-        video = await queries.visible_video(
-            session, video_id, _scope(account), for_update=for_update
-        )
-        if video is None:
-            raise NotFoundError("video", video_id)
-        return video
+        accepted, new = await self._lifecycle.accept(video, kind, admit, actor=account.id)
+        if new and self.on_accepted is not None:
+            await self.on_accepted(accepted.id)
+        return queries.to_view(accepted), new
 
 
 def _scope(account: Account) -> str | None:
@@ -347,45 +316,27 @@ def _states_for(statuses: list[str]) -> list[str]:
 
 
 async def _usage(
-    session: AsyncSession, user_id: str, quota: Quota | None, now: datetime
+    connection: AsyncConnection,
+    user_id: str,
+    quota: Row[Any] | None,
+    now: datetime,
+    *,
+    moving: bool = False,
 ) -> QuotaUsage:
+    """The user's use of their quota now; `moving`: a period that ended is moved on in the
+    database too (in a transaction that holds the quota row)."""
     if quota is None:
         raise NotFoundError("quota of user", user_id)
     start = current_period_start(quota.period_started_at, quota.period_days, now)
-    quota.period_started_at = start
+    if moving and start != quota.period_started_at:
+        await queries.start_quota_period(connection, user_id, start)
     policy = QuotaPolicy(quota.max_videos_per_period, quota.period_days, quota.monthly_budget)
     return QuotaUsage(
         policy=policy,
         period_started_at=start,
-        videos_used=await queries.videos_counted_since(session, user_id, start),
-        month_spend=await queries.spend_since(session, user_id, month_start(now)),
+        videos_used=await queries.videos_counted_since(connection, user_id, start),
+        month_spend=await queries.spend_since(connection, user_id, month_start(now)),
     )
-
-
-async def _cancel(session: AsyncSession, video: Video, account: Account) -> None:
-    submitted = video.provider_video_id is not None or video.job_state != JobState.ACCEPTED
-    # Bumping the fencing token makes any engine step still holding the old lease fail its
-    # guarded write, so it cannot resurrect the video.
-    await session.execute(
-        update(Video)
-        .where(Video.id == video.id)
-        .values(
-            job_state=JobState.CANCELLED.value,
-            lease_version=Video.lease_version + 1,
-            lease_owner=None,
-            lease_until=None,
-            next_check_at=utcnow() if submitted else None,
-        )
-    )
-    connection = await session.connection()
-    if submitted:
-        # Upstream has (or may have) started generating; that cost is real.
-        await ledger.settle(connection, video, video.cost_estimate)
-    else:
-        await ledger.refund(connection, video)
-    await session.refresh(video)  # the state above and the final cost the ledger wrote
-    session.add(VideoEvent(video_id=video.id, kind=EventKind.CANCELLED, actor=account.id))
-    await outbound.emit(connection, video, EventType.VIDEO_CANCELLED)
 
 
 def _request_hash(
@@ -403,21 +354,9 @@ def _request_hash(
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-def _replayed(earlier: Video, attempt: Video) -> VideoView:
+def _replayed(earlier: VideoRecord, attempt: VideoRecord) -> VideoRecord:
     if earlier.request_hash != attempt.request_hash:
         raise ConflictError(
             "this Idempotency-Key was used with a different request", field="Idempotency-Key"
         )
-    return queries.to_view(earlier)
-
-
-def _event_data(video: Video) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "model": video.model,
-        "size": video.size,
-        "seconds": str(video.seconds),
-        "cost_estimate": str(video.cost_estimate),
-    }
-    if video.remixed_from_video_id:
-        data["remixed_from_video_id"] = video.remixed_from_video_id
-    return data
+    return earlier

@@ -18,11 +18,10 @@ from datetime import timedelta
 import anyio
 from anyio.abc import TaskGroup
 
-from reelforge.db.claim import Claim, LeaseLost, claim_due, extend, release
-from reelforge.db.engine import Database
 from reelforge.domain.clock import utcnow
 from reelforge.domain.upstream import ProviderError
 from reelforge.logs import get_logger
+from reelforge.services.jobs import Claim, Jobs, LeaseLost
 from reelforge.services.ratelimits import RateLimiter
 from reelforge.worker.steps import StepResult, Steps
 
@@ -31,13 +30,12 @@ log = get_logger("reelforge.engine")
 Periodic = Callable[[], Awaitable[object]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Every:
-    """A housekeeping task the loop runs every `seconds`."""
+    """Periodic work the engine runs beside its loop, `seconds` after each run ends."""
 
     seconds: float
     task: Periodic
-    due: float = 0.0
 
 
 @dataclass(eq=False)
@@ -63,7 +61,7 @@ def worker_name() -> str:
 class Engine:
     def __init__(
         self,
-        database: Database,
+        jobs: Jobs,
         steps: Steps,
         *,
         config: EngineConfig | None = None,
@@ -71,7 +69,7 @@ class Engine:
         provider_name: str = "provider",
         periodic: list[Every] | None = None,
     ) -> None:
-        self._database = database
+        self._jobs = jobs
         self._steps = steps
         self._config = config or EngineConfig()
         self._limiter = provider_limiter
@@ -88,20 +86,27 @@ class Engine:
         self._wake.set()
 
     async def run(self, stopping: anyio.Event) -> None:
-        """Claim and step until `stopping` is set, then let in-flight steps finish (bounded)."""
-        async with self._stepping() as steps:
-            steps.start_soon(self._wake_when, stopping)
-            while not stopping.is_set():
-                await self._housekeep()
-                claimed = await self._claim()
-                for claim in claimed:
-                    self._in_flight += 1
-                    steps.start_soon(self._step, claim)
-                if not claimed:
-                    await self._idle()
-            # Leaving the group waits for in-flight steps; past the deadline they are
-            # cancelled, and their leases simply expire for another worker to take over.
-            steps.cancel_scope.deadline = anyio.current_time() + self._config.drain_seconds
+        """Claim and step until `stopping` is set, then let in-flight steps finish (bounded).
+
+        Periodic work (webhook deliveries, housekeeping) runs beside the claim loop, each task
+        on its own timer: a receiver that hangs delays its own deliveries, never a claim.
+        """
+        async with anyio.create_task_group() as periodic:
+            for every in self._periodic:
+                periodic.start_soon(self._every, every)
+            async with self._stepping() as steps:
+                steps.start_soon(self._wake_when, stopping)
+                while not stopping.is_set():
+                    claimed = await self._claim()
+                    for claim in claimed:
+                        self._in_flight += 1
+                        steps.start_soon(self._step, claim)
+                    if not claimed:
+                        await self._idle()
+                # Leaving the group waits for in-flight steps; past the deadline they are
+                # cancelled, and their leases simply expire for another worker to take over.
+                steps.cancel_scope.deadline = anyio.current_time() + self._config.drain_seconds
+            periodic.cancel_scope.cancel()
 
     async def run_once(self) -> int:
         """Claim what is due and step it to the end of this pass (tests, benchmarks)."""
@@ -129,8 +134,7 @@ class Engine:
             self._full = True
             return []
         try:
-            return await claim_due(
-                self._database,
+            return await self._jobs.claim_due(
                 owner=self.owner,
                 now=utcnow(),
                 lease=self._config.lease,
@@ -146,7 +150,7 @@ class Engine:
                 return
             result = await self._held(claim)
             if not result.released:
-                await release(self._database, claim, next_check_at=result.next_check_at)
+                await self._jobs.release(claim, next_check_at=result.next_check_at)
         except LeaseLost:
             log.info("lease lost; another holder or a user moved the video", video=claim.video_id)
         except ProviderError as error:
@@ -184,7 +188,7 @@ class Engine:
             threshold = utcnow() + lease * 2 / 3
             for held in [held for held in self._holding if held.claim.until <= threshold]:
                 try:
-                    held.claim = await extend(self._database, held.claim, now=utcnow(), lease=lease)
+                    held.claim = await self._jobs.extend(held.claim, now=utcnow(), lease=lease)
                 except LeaseLost:
                     held.scope.cancel()
                 except Exception:
@@ -200,9 +204,7 @@ class Engine:
 
     async def _retry_later(self, claim: Claim, *, seconds: float) -> None:
         try:
-            await release(
-                self._database, claim, next_check_at=utcnow() + timedelta(seconds=seconds)
-            )
+            await self._jobs.release(claim, next_check_at=utcnow() + timedelta(seconds=seconds))
         except Exception:
             log.exception("could not release; the lease will expire", video=claim.video_id)
 
@@ -218,13 +220,10 @@ class Engine:
         await stopping.wait()
         self.wake()
 
-    async def _housekeep(self) -> None:
-        now = anyio.current_time()
-        for every in self._periodic:
-            if now < every.due:
-                continue
-            every.due = now + every.seconds
+    async def _every(self, every: Every) -> None:
+        while True:
             try:
                 await every.task()
             except Exception:
                 log.exception("periodic task failed")
+            await anyio.sleep(every.seconds)

@@ -10,6 +10,7 @@ import anyio
 from reelforge.providers.base import Provider
 from reelforge.runtime import Runtime
 from reelforge.services.housekeeping import Housekeeping
+from reelforge.services.jobs import Jobs
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.worker.engine import Engine, EngineConfig, Every
 from reelforge.worker.steps import Steps
@@ -22,13 +23,14 @@ HOUSEKEEPING_SECONDS = 60.0
 
 def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None = None) -> Engine:
     settings = runtime.settings
+    jobs = Jobs(runtime.database)
     steps = Steps(
-        runtime.database,
+        runtime.lifecycle,
+        jobs,
         runtime.storage,
         provider,
         deadline=timedelta(minutes=settings.job_deadline_minutes),
         webhooks=settings.provider_webhook_secret is not None,
-        bus=runtime.bus,
     )
     limiter = RateLimiter(
         settings.provider_rate_limit,
@@ -42,7 +44,7 @@ def engine_for(runtime: Runtime, provider: Provider, *, concurrency: int | None 
         deleted_retention=timedelta(days=settings.deleted_retention_days),
     )
     return Engine(
-        runtime.database,
+        jobs,
         steps,
         config=EngineConfig(
             concurrency=concurrency or settings.worker_concurrency,

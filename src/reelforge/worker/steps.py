@@ -10,17 +10,12 @@ unknown, found upstream before anything is created again.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from reelforge.bus import Bus, LocalBus, Notice, Topic
-from reelforge.db import videos as queries
-from reelforge.db.claim import Claim, check_held, fenced, released
-from reelforge.db.engine import Database
-from reelforge.db.group import Batch, GroupCommit, Write
-from reelforge.db.models import Video
 from reelforge.domain.clock import utcnow
+from reelforge.domain.lifecycle import REFUNDED_COST
+from reelforge.domain.records import VideoRecord
 from reelforge.domain.schedule import EXPIRY_MARGIN, next_check, poll_delay, retry_delay
 from reelforge.domain.states import JobState
 from reelforge.domain.upstream import (
@@ -31,12 +26,12 @@ from reelforge.domain.upstream import (
     UpstreamVideo,
     Variant,
 )
-from reelforge.domain.videos import EventKind
-from reelforge.domain.webhooks import EventType
+from reelforge.domain.videos import ArchivedObject
 from reelforge.logs import get_logger
 from reelforge.providers.base import Provider
-from reelforge.services import ledger, outbound
 from reelforge.services.archive import archive_key, download_variant
+from reelforge.services.jobs import Claim, Jobs
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.storage import Storage, StorageError, StoredObject
 
 log = get_logger("reelforge.worker")
@@ -66,40 +61,37 @@ class StepResult:
 class Steps:
     def __init__(
         self,
-        database: Database,
+        lifecycle: Lifecycle,
+        jobs: Jobs,
         storage: Storage,
         provider: Provider,
         *,
         deadline: timedelta,
         webhooks: bool = False,
         rng: random.Random | None = None,
-        bus: Bus | None = None,
     ) -> None:
-        self._database = database
-        self._bus = bus or LocalBus()
+        self._lifecycle = lifecycle
+        self._jobs = jobs
         self._storage = storage
         self._provider = provider
         self._deadline = deadline
         self._webhooks = webhooks
         self._rng = rng or random.Random()
-        # Steps end with short writes, many at once under concurrency: committed together.
-        self._commits = GroupCommit(database)
 
     async def run(self, claim: Claim) -> StepResult:
         video = claim.video
-        state = JobState(video.job_state)
         now = utcnow()
-        if video.deleted_at is not None or state in (JobState.CANCELLED,):
+        if video.deleted_at is not None or video.job_state is JobState.CANCELLED:
             return await self._clean_up(claim, video)
-        if state.is_terminal:
+        if video.job_state.is_terminal:
             return StepResult(None)
         if video.deadline_at is not None and now >= video.deadline_at:
             return await self._fail(claim, "deadline_exceeded", "The video took too long to make")
-        if state is JobState.ACCEPTED:
+        if video.job_state is JobState.ACCEPTED:
             return await self._submit(claim, video)
-        if state is JobState.SUBMITTING and video.provider_video_id is None:
+        if video.job_state is JobState.SUBMITTING and video.provider_video_id is None:
             return await self._reconcile(claim, video)
-        if state is JobState.DOWNLOADING:
+        if video.job_state is JobState.DOWNLOADING:
             assert video.provider_video_id is not None
             upstream = await self._provider.retrieve(video.provider_video_id)
             return await self._archive(claim, video, upstream)
@@ -107,87 +99,86 @@ class Steps:
 
     # --- submit -------------------------------------------------------------------------
 
-    async def _submit(self, claim: Claim, video: Video) -> StepResult:
+    async def _submit(self, claim: Claim, video: VideoRecord) -> StepResult:
         if video.attempts >= MAX_SUBMIT_ATTEMPTS:
             return await self._fail(
                 claim, "submission_failed", video.last_error or "Upstream refused"
             )
         # Recorded before the call: if we die mid-call, the next claim reconciles instead.
         now = utcnow()
-        await self._write(
-            claim,
-            job_state=JobState.SUBMITTING.value,
+        submitting = replace(
+            video,
+            job_state=JobState.SUBMITTING,
             attempts=video.attempts + 1,
             deadline_at=video.deadline_at or now + self._deadline,
-            metadata_={**video.metadata_, "submitting_since": now.isoformat()},
+            submitting_since=now,
         )
+        await self._lifecycle.hold(claim, submitting)
+        claim = replace(claim, video=submitting)
         try:
             upstream = await self._start_upstream(video)
         except ProviderError as error:
-            return await self._submit_failed(claim, video, error)
+            return await self._submit_failed(claim, error)
         return await self._adopt(claim, upstream)
 
-    async def _submit_failed(self, claim: Claim, video: Video, error: ProviderError) -> StepResult:
+    async def _submit_failed(self, claim: Claim, error: ProviderError) -> StepResult:
         if not error.retryable:
             return await self._fail(claim, error.code or "submission_rejected", str(error))
-        now = utcnow()
+        video = claim.video
         delay = retry_delay(video.attempts, self._rng)
         # Still SUBMITTING: the next step looks upstream before it creates anything again.
-        due = next_check(now, delay, retry_after=error.retry_after)
-        return await self._end(claim, due, last_error=str(error)[:2000])
+        due = next_check(utcnow(), delay, retry_after=error.retry_after)
+        return await self._end(claim, replace(video, last_error=str(error)[:2000]), due)
 
-    async def _reconcile(self, claim: Claim, video: Video) -> StepResult:
+    async def _reconcile(self, claim: Claim, video: VideoRecord) -> StepResult:
         """A create whose answer we never saw: adopt its job if upstream has it, else retry."""
         try:
             found = await self._find_upstream(video)
         except ProviderError as error:
-            return await self._submit_failed(claim, video, error)
+            return await self._submit_failed(claim, error)
         if found is not None:
             log.info("reconciled a create", video_id=video.id, upstream=found.id)
             return await self._adopt(claim, found)
         return await self._submit(claim, video)
 
-    async def _find_upstream(self, video: Video) -> UpstreamVideo | None:
-        since_text = video.metadata_.get("submitting_since")
-        since = datetime.fromisoformat(since_text) if since_text else video.created_at
+    async def _find_upstream(self, video: VideoRecord) -> UpstreamVideo | None:
+        since = video.submitting_since or video.created_at
         after = None
         for _ in range(RECONCILE_PAGES):
             page = await self._provider.list(after=after, limit=100, order="desc")
             for item in page.items:
                 if item.created_at is not None and item.created_at < since - RECONCILE_SLACK:
                     return None
-                if _same_request(item, video) and not await self._taken(item.id):
+                if _same_request(item, video) and not await self._jobs.upstream_job_taken(
+                    self._provider.name, item.id
+                ):
                     return item
             if not page.has_more or page.last_id is None:
                 return None
             after = page.last_id
         return None
 
-    async def _taken(self, upstream_id: str) -> bool:
-        async with self._database.reading() as connection:
-            return await queries.upstream_job_taken(connection, self._provider.name, upstream_id)
-
     async def _adopt(self, claim: Claim, upstream: UpstreamVideo) -> StepResult:
         state = _state_of(upstream.status)
         now = utcnow()
-        return await self._end(
-            claim,
-            next_check(now, self._poll_delay(0), poll_after_ms=upstream.poll_after_ms),
-            event=(EventKind.SUBMITTED, {"provider_video_id": upstream.id}),
+        adopted = replace(
+            claim.video,
             provider_video_id=upstream.id,
             submitted_at=now,
-            job_state=JobState.IN_PROGRESS.value if state.is_terminal else state.value,
+            job_state=JobState.IN_PROGRESS if state.is_terminal else state,
             progress=upstream.progress,
             last_error=None,
         )
+        due = next_check(now, self._poll_delay(0), poll_after_ms=upstream.poll_after_ms)
+        return await self._end(claim, adopted, due)
 
     def _poll_delay(self, polls: int) -> timedelta:
         delay = poll_delay(polls, self._rng)
         return max(delay, WEBHOOK_SAFETY_POLL) if self._webhooks else delay
 
-    async def _start_upstream(self, video: Video) -> UpstreamVideo:
+    async def _start_upstream(self, video: VideoRecord) -> UpstreamVideo:
         if video.remixed_from_video_id is not None:
-            parent = await self._get(video.remixed_from_video_id)
+            parent = await self._jobs.video(video.remixed_from_video_id)
             if parent is None or parent.provider_video_id is None:
                 raise ProviderError("the parent video has no upstream job to remix", status=400)
             return await self._provider.remix(parent.provider_video_id, video.prompt)
@@ -207,22 +198,19 @@ class Steps:
 
     # --- track --------------------------------------------------------------------------
 
-    async def _track(self, claim: Claim, video: Video) -> StepResult:
+    async def _track(self, claim: Claim, video: VideoRecord) -> StepResult:
         assert video.provider_video_id is not None
         now = utcnow()
-        polls = int(video.metadata_.get("polls", 0))
         try:
             upstream = await self._provider.retrieve(video.provider_video_id)
         except ProviderError as error:
             if not error.retryable:
                 return await self._fail(claim, error.code or "upstream_error", str(error))
-            errors = int(video.metadata_.get("poll_errors", 0))
-            return await self._end(
-                claim,
-                next_check(now, retry_delay(errors, self._rng), retry_after=error.retry_after),
-                last_error=str(error)[:2000],
-                metadata_={**video.metadata_, "poll_errors": errors + 1},
+            due = next_check(
+                now, retry_delay(video.poll_errors, self._rng), retry_after=error.retry_after
             )
+            failed = replace(video, last_error=str(error)[:2000], poll_errors=video.poll_errors + 1)
+            return await self._end(claim, failed, due)
         if upstream.status is UpstreamStatus.FAILED:
             return await self._fail(
                 claim,
@@ -231,51 +219,61 @@ class Steps:
             )
         if upstream.status is UpstreamStatus.COMPLETED:
             return await self._archive(claim, video, upstream)
-        delay = self._poll_delay(polls)
-        return await self._end(
-            claim,
-            next_check(now, delay, poll_after_ms=upstream.poll_after_ms),
-            progressed=upstream.progress != video.progress,
-            job_state=_state_of(upstream.status).value,
+        tracked = replace(
+            video,
+            # Upstream's answers may arrive out of order; a video never moves back.
+            job_state=_later(video.job_state, _state_of(upstream.status)),
             progress=upstream.progress,
-            metadata_={**video.metadata_, "polls": polls + 1, "poll_errors": 0},
+            polls=video.polls + 1,
+            poll_errors=0,
         )
+        due = next_check(now, self._poll_delay(video.polls), poll_after_ms=upstream.poll_after_ms)
+        return await self._end(claim, tracked, due)
 
     # --- archive ------------------------------------------------------------------------
 
-    async def _archive(self, claim: Claim, video: Video, upstream: UpstreamVideo) -> StepResult:
+    async def _archive(
+        self, claim: Claim, video: VideoRecord, upstream: UpstreamVideo
+    ) -> StepResult:
         """Copy the outputs into storage and finish; on the happy path that is one write.
 
         Nothing is written before the downloads: a crash mid-download leaves the video as
         it was, and the next claim asks upstream again and starts over.
         """
-        completion = {
-            "progress": 100,
-            "completed_at": video.completed_at or upstream.completed_at or utcnow(),
-            "expires_at": upstream.expires_at,
-        }
+        completion = replace(
+            video,
+            progress=100,
+            completed_at=video.completed_at or upstream.completed_at or utcnow(),
+            expires_at=upstream.expires_at,
+        )
         try:
             downloaded = await self._download(upstream, video.id)
         except (ProviderError, StorageError) as error:
-            return await self._archive_failed(claim, video, upstream, error, completion)
-        columns: dict[str, Any] = {}
+            return await self._archive_failed(claim, completion, upstream, error)
+        archived = completion
         try:
             # A holder that stalled past its lease (or a video cancelled meanwhile) must not
             # put objects back where a clean-up may already have removed them.
-            await self._commits.run(_checking_held(claim))
+            await self._lifecycle.check_held(claim)
             for variant in list(downloaded):
-                key = archive_key(video.id, variant)
-                stored = await self._storage.commit(downloaded[variant], key)
+                stored = await self._storage.commit(
+                    downloaded[variant], archive_key(video.id, variant)
+                )
                 del downloaded[variant]  # committed: nothing left to clean up
-                columns |= {
-                    f"{variant.value}_key": stored.key,
-                    f"{variant.value}_bytes": stored.size,
-                    f"{variant.value}_sha256": stored.sha256,
-                }
+                kept = ArchivedObject(stored.key, stored.size, stored.sha256)
+                archived = archived.archived(variant, kept)
         finally:
             for temporary in downloaded.values():
                 await self._storage.delete(temporary.key)
-        return await self._finish(claim, video, columns | completion)
+        price = self._provider.spec.model(video.model).price(video.size, video.seconds)
+        finished = replace(
+            archived,
+            job_state=JobState.COMPLETED,
+            archived_at=utcnow(),
+            last_error=None,
+            cost_final=price,
+        )
+        return await self._end(claim, finished, None)
 
     async def _download(
         self, upstream: UpstreamVideo, video_id: str
@@ -308,12 +306,7 @@ class Steps:
         return downloaded
 
     async def _archive_failed(
-        self,
-        claim: Claim,
-        video: Video,
-        upstream: UpstreamVideo,
-        error: Exception,
-        completion: dict[str, Any],
+        self, claim: Claim, completion: VideoRecord, upstream: UpstreamVideo, error: Exception
     ) -> StepResult:
         now = utcnow()
         if upstream.expires_at is not None and now >= upstream.expires_at:
@@ -323,67 +316,32 @@ class Steps:
                 "Upstream deleted the video before it could be archived",
                 state=JobState.EXPIRED,
             )
-        failures = int(video.metadata_.get("archive_failures", 0))
-        first = JobState(video.job_state) is not JobState.DOWNLOADING
-        return await self._end(
-            claim,
-            next_check(now, retry_delay(failures, self._rng), expires_at=upstream.expires_at),
-            event=(EventKind.COMPLETED, {}) if first else None,
-            job_state=JobState.DOWNLOADING.value,
+        failures = completion.archive_failures
+        retrying = replace(
+            completion,
+            job_state=JobState.DOWNLOADING,
             last_error=str(error)[:2000],
-            metadata_={**video.metadata_, "archive_failures": failures + 1},
-            **completion,
+            archive_failures=failures + 1,
         )
-
-    async def _finish(self, claim: Claim, before: Video, columns: dict[str, Any]) -> StepResult:
-        price = self._provider.spec.model(before.model).price(before.size, before.seconds)
-        # A video that was DOWNLOADING already had its COMPLETED event (`_archive_failed`).
-        first = JobState(before.job_state) is not JobState.DOWNLOADING
-        completed: list[tuple[str, dict[str, Any]]] = [(EventKind.COMPLETED, {})] if first else []
-        sizes = {k: v for k, v in columns.items() if k.endswith("_bytes")}
-        values = {
-            "job_state": JobState.COMPLETED.value,
-            "archived_at": utcnow(),
-            "last_error": None,
-            **columns,
-            **released(None),
-        }
-
-        async def finish(batch: Batch) -> None:
-            fenced(batch, claim, final_cost=price, **values)
-            ledger.defer_settle(batch, before, price)
-            queries.defer_events(batch, claim.video_id, [*completed, (EventKind.ARCHIVED, sizes)])
-            outbound.defer_emit(batch, before, EventType.VIDEO_COMPLETED, values)
-
-        await self._commits.run(finish)
-        await self._published(claim, "state")
-        return StepResult(None, released=True)
+        due = next_check(now, retry_delay(failures, self._rng), expires_at=upstream.expires_at)
+        return await self._end(claim, retrying, due)
 
     # --- endings ------------------------------------------------------------------------
 
     async def _fail(
         self, claim: Claim, code: str, message: str, *, state: JobState = JobState.FAILED
     ) -> StepResult:
-        failure = {"code": code, "message": message[:500]}
-        values = {
-            "job_state": state.value,
-            "error_code": code[:80],
-            "error_message": message[:2000],
-            **released(None),
-        }
-
-        async def fail(batch: Batch) -> None:
-            fenced(batch, claim, final_cost=ledger.REFUNDED_COST, **values)
+        failed = replace(
+            claim.video,
+            job_state=state,
+            error_code=code[:80],
+            error_message=message[:2000],
             # Upstream charges nothing for a job that failed, so neither do we.
-            ledger.defer_refund(batch, claim.video)
-            queries.defer_events(batch, claim.video_id, [(EventKind.FAILED, failure)])
-            outbound.defer_emit(batch, claim.video, EventType.VIDEO_FAILED, values)
+            cost_final=REFUNDED_COST,
+        )
+        return await self._end(claim, failed, None)
 
-        await self._commits.run(fail)
-        await self._published(claim, "state")
-        return StepResult(None, released=True)
-
-    async def _clean_up(self, claim: Claim, video: Video) -> StepResult:
+    async def _clean_up(self, claim: Claim, video: VideoRecord) -> StepResult:
         """After a cancel or delete: drop the upstream job, and a deleted video's archive."""
         if video.provider_video_id is not None:
             try:
@@ -391,84 +349,42 @@ class Steps:
             except ProviderError as error:
                 if error.status != 404:
                     # Upstream deletes only finished jobs (`video_not_ready`): come back later.
-                    attempts = int(video.metadata_.get("cleanup_attempts", 0))
+                    attempts = video.cleanup_attempts
                     if attempts < MAX_CLEANUP_ATTEMPTS:
-                        return await self._end(
-                            claim,
-                            utcnow() + retry_delay(attempts, self._rng),
-                            metadata_={**video.metadata_, "cleanup_attempts": attempts + 1},
-                        )
+                        again = replace(video, cleanup_attempts=attempts + 1)
+                        due = utcnow() + retry_delay(attempts, self._rng)
+                        return await self._end(claim, again, due)
                     log.warning("giving up deleting upstream", video_id=video.id)
         if video.deleted_at is not None:
-            for variant in Variant:
-                key = getattr(video, f"{variant.value}_key")
-                if key:
-                    await self._storage.delete(key)
+            for stored in video.archive.values():
+                await self._storage.delete(stored.key)
             if video.input_reference_key:
                 await self._storage.delete(video.input_reference_key)
         return StepResult(None)
 
-    # --- persistence --------------------------------------------------------------------
-
     async def _end(
-        self,
-        claim: Claim,
-        next_check_at: datetime | None,
-        *,
-        event: tuple[EventKind, dict[str, Any]] | None = None,
-        progressed: bool = False,
-        **values: Any,
+        self, claim: Claim, after: VideoRecord, next_check_at: datetime | None
     ) -> StepResult:
-        """The step's last write: its changes, the next check and the lease given back at once."""
-        await self._write(
-            claim, event=event, progressed=progressed, **values, **released(next_check_at)
-        )
+        """The step's last write: its change, the next check and the lease given back at once."""
+        await self._lifecycle.step(claim, after, next_check_at=next_check_at)
         return StepResult(next_check_at, released=True)
 
-    async def _write(
-        self,
-        claim: Claim,
-        *,
-        event: tuple[EventKind, dict[str, Any]] | None = None,
-        progressed: bool = False,
-        **values: Any,
-    ) -> None:
 
-        async def write(batch: Batch) -> None:
-            fenced(batch, claim, **values)
-            if progressed:
-                outbound.defer_emit(batch, claim.video, EventType.VIDEO_PROGRESS, values)
-            if event is not None:
-                queries.defer_events(batch, claim.video_id, [event])
-
-        await self._commits.run(write)
-        changed = [name for name in ("job_state", "progress") if name in values]
-        if changed:
-            await self._published(claim, *changed)
-
-    async def _published(self, claim: Claim, *changed: str) -> None:
-        video = claim.video
-        notice = Notice(Topic.VIDEO, video.id, video.owner_id, frozenset(changed))
-        await self._bus.publish(notice)
-
-    async def _get(self, video_id: str) -> Video | None:
-        async with self._database.session() as session:
-            return await session.get(Video, video_id)
-
-
-def _checking_held(claim: Claim) -> Write[None]:
-    async def check(batch: Batch) -> None:
-        check_held(batch, claim)
-
-    return check
-
-
-def _same_request(item: UpstreamVideo, video: Video) -> bool:
+def _same_request(item: UpstreamVideo, video: VideoRecord) -> bool:
     return (
         item.prompt == video.prompt
         and item.size == video.size
         and item.seconds == str(video.seconds)
     )
+
+
+_ORDER = (JobState.QUEUED, JobState.IN_PROGRESS, JobState.DOWNLOADING)
+
+
+def _later(current: JobState, reported: JobState) -> JobState:
+    if current in _ORDER and reported in _ORDER:
+        return max(current, reported, key=_ORDER.index)
+    return reported
 
 
 def _state_of(status: UpstreamStatus) -> JobState:
