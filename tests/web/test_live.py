@@ -17,6 +17,7 @@ from reelforge.db.engine import Database
 from reelforge.domain.accounts import Account
 from reelforge.domain.catalog import provider
 from reelforge.services.accounts import Accounts
+from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import open_storage
 from reelforge.web.live import Live, TooManyConnections, Update, Watcher
@@ -72,9 +73,8 @@ class World:
 @pytest.fixture
 async def world(database: Database, accounts: Accounts) -> AsyncIterator[World]:
     bus = LocalBus()
-    videos = Videos(
-        database, open_storage("memory://"), provider("emulator"), max_prompt_length=1000, bus=bus
-    )
+    storage, spec = open_storage("memory://"), provider("emulator")
+    videos = Videos(database, storage, spec, Lifecycle(database, bus), max_prompt_length=1000)
     live = Live(bus, videos, connections_per_user=CAP, horizon=timedelta(hours=3))
     async with anyio.create_task_group() as tasks:
         await tasks.start(live.run)
