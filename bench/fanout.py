@@ -57,7 +57,7 @@ PASSWORD = "bench-password-123"
 GOAL_RATIO = 1.5
 WARMUP_ROUNDS = 2
 BARE_CHANNEL = "bare"
-options_verbose = bool(os.environ.get("BENCH_VERBOSE"))
+VERBOSE = bool(os.environ.get("BENCH_VERBOSE"))
 
 
 # --- the bare broadcast (served by this script: `--serve-bare PORT`) --------------------------
@@ -382,7 +382,7 @@ class Clients:
             message: dict[str, Any] = json.loads(line)
             if "error" in message:
                 raise SystemExit(f"a client failed: {message}")
-            if options_verbose:
+            if VERBOSE:
                 print("node:", str(message)[:200], file=sys.stderr)
             if all(
                 message.get(k) == v if v is not None else k in message for k, v in match.items()
@@ -533,6 +533,8 @@ def main() -> int:
     if options.serve_bare:
         _serve_bare(options.serve_bare)
         return 0
+    # Stopped from outside (a timeout), still stop the servers it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     began = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="reelforge-fanout-") as tmp,

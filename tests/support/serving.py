@@ -106,7 +106,7 @@ async def serving(environment: dict[str, str], directory: Path) -> AsyncIterator
     """`reelforge serve` on a free port until the block ends (then SIGKILLed if still up)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    workers = Workers(environment, directory)
+    workers = Workers(environment, directory)  # for `eventually` and its log on failure
     log = directory / f"serve-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -125,7 +125,7 @@ async def serving(environment: dict[str, str], directory: Path) -> AsyncIterator
         f"sqlite+aiosqlite:///{Path(environment['REELFORGE_DATA_DIR']).resolve()}/reelforge.db",
     )
     async with AsyncExitStack() as stack:
-        stack.callback(workers.kill_all)
+        stack.callback(_stop, server)
         probe = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=2))
 
         async def ready() -> bool:
@@ -138,6 +138,18 @@ async def serving(environment: dict[str, str], directory: Path) -> AsyncIterator
         database = Database(database_url)
         stack.push_async_callback(database.close)
         yield Served(url, server, database)
+
+
+def _stop(server: WorkerProcess) -> None:
+    """SIGTERM, so granian stops its worker process too; SIGKILL of granian's main process alone
+    would leave the worker running, orphaned."""
+    if server.alive():
+        server.terminate()
+    try:
+        server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.process.wait(timeout=10)
 
 
 def _raise(server: WorkerProcess) -> bool:
