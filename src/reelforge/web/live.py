@@ -41,6 +41,8 @@ UNFINISHED = [VideoStatus.QUEUED.value, VideoStatus.IN_PROGRESS.value]
 CATCH_UP_LIMIT = 500
 # Video reads in flight at once for pushes, so a burst of notices can't take the whole pool.
 READS_AT_ONCE = 8
+# Reads `follow` makes at most while the video keeps changing under it.
+FOLLOW_READS = 3
 
 
 class Update:
@@ -180,7 +182,9 @@ class Live:
         pending = self._pending.setdefault(video_id, set())
         pending.add(watcher)  # `_refresh` marks the read stale if the video changes meanwhile
         try:
-            while True:
+            # A video that changes during every read is followed with the last one: the
+            # push of its next change counts it in.
+            for _ in range(FOLLOW_READS):
                 watcher._stale.discard(video_id)
                 read_at = time.monotonic_ns()
                 view = await self._videos.get(watcher.account, video_id)
