@@ -308,6 +308,22 @@ class Settings(BaseSettings):
             "with credentials, such as a separately hosted front end; empty for none."
         ),
     )
+    realtime_connections_per_user: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=20,
+        validation_alias=_env("REALTIME_CONNECTIONS_PER_USER"),
+        description=(
+            "Live-update connections (SSE streams and socket.io clients together) one user may "
+            "hold open on one server process; one more is refused (SSE 429, socket.io "
+            "connect_error)."
+        ),
+    )
+    realtime_heartbeat_seconds: Annotated[float, Field(ge=1, le=300)] = Field(
+        default=15,
+        validation_alias=_env("REALTIME_HEARTBEAT_SECONDS"),
+        description=(
+            "Seconds between the comment pings an idle SSE stream sends, so proxies keep it open."
+        ),
+    )
     host: str = Field(
         default="127.0.0.1",
         validation_alias=_env("HOST"),

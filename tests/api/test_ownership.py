@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -70,6 +71,7 @@ ROUTES = [
     Route("remix", "POST", "/remix", json={"prompt": "the same, at night"}, completed=True),
     Route("cancel", "POST", "/cancel"),
     Route("events", "GET", "/events"),
+    Route("stream", "GET", "/stream"),
     *(
         Route(f"download {variant}", "GET", "/download", {"variant": variant}, completed=True)
         for variant in ASSETS
@@ -152,9 +154,12 @@ async def _acts(world: World, caller: Caller, route: Route) -> None:
     """`caller` uses `route` on a fresh video of the owner's, and it does what it says."""
     video_id = await world.video(completed=route.completed)
 
-    response = await route.send(caller.client, video_id)
+    if route.name == "stream":
+        response = await _first_of_stream(world, caller.client, route.path(video_id), video_id)
+    else:
+        response = await route.send(caller.client, video_id)
 
-    body: Any = response.json() if route.suffix != "/download" else None
+    body: Any = response.json() if route.suffix not in ("/download", "/stream") else None
     match route.name:
         case "get":
             assert response.status_code == 200, response.text
@@ -174,9 +179,33 @@ async def _acts(world: World, caller: Caller, route: Route) -> None:
         case "events":
             assert response.status_code == 200, response.text
             assert [event["kind"] for event in body["data"]] == ["created"]
+        case "stream":
+            assert response.status_code == 200, response.text
+            assert "event: video.update" in response.text
+            assert f'"videoId":"{video_id}"' in response.text
         case _:
             assert response.status_code == 200, response.text
             assert response.content == ASSETS[route.params["variant"]]
+
+
+async def _first_of_stream(
+    world: World, client: httpx.AsyncClient, path: str, video_id: str
+) -> httpx.Response:
+    """A live stream's response once its first event is out: the in-process transport hands
+    a response over only when it ends, so the stream is closed from the server's side."""
+    live = world.app.state.live
+    responses: list[httpx.Response] = []
+    async with anyio.create_task_group() as tasks:
+
+        async def get() -> None:
+            responses.append(await client.get(path))
+
+        tasks.start_soon(get)
+        with anyio.fail_after(30):
+            while not live.followers(video_id) and not responses:
+                await anyio.sleep(0.01)
+        await live.close()
+    return responses[0]
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
@@ -398,3 +427,10 @@ async def test_a_session_unsafe_request_echoing_the_csrf_cookie_succeeds(
         assert after.status_code == 404
     else:
         assert outcome(after.json()["data"]) == ("failed", "cancelled")
+
+
+async def test_the_stream_of_all_videos_needs_a_credential(world: World) -> None:
+    response = await world.anonymous.get("/api/stream")
+
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"

@@ -52,6 +52,8 @@ ASSETS = {
     "spritesheet": b"\xff",
 }
 SIGN_IN = "/api/auth/"
+ALL_VIDEOS_STREAM = "/api/stream"
+STREAM_SUFFIX = "/stream"
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
@@ -174,10 +176,15 @@ def _call(case: Case[Any], api: FastAPI, headers: dict[str, str]) -> None:
 @settings(FUZZ, max_examples=25)
 def test_no_operation_answers_5xx(case: Case[Any], api: FastAPI, seeded: Seeded) -> None:
     with_key = {"Authorization": f"Bearer {seeded.key}"}
-    _call(case, api, with_key)
+    # A live stream that opens never ends, and the in-process transport answers only once the
+    # app is done: streams are fuzzed anonymously and at ids that name nothing (their open
+    # streams are tested over HTTP in tests/web).
+    opens_a_stream = case.path == ALL_VIDEOS_STREAM
+    if not opens_a_stream:
+        _call(case, api, with_key)
     # Signing in ignores the Authorization header, and each of its calls costs an argon2 check.
     if not case.path.startswith(SIGN_IN):
         _call(case, api, {})
     aimed = _with_real_ids(case, seeded)
-    if aimed is not None:
+    if aimed is not None and not case.path.endswith(STREAM_SUFFIX):
         _call(aimed, api, with_key)

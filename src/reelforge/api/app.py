@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -20,14 +21,20 @@ from reelforge.providers.base import Provider
 from reelforge.providers.registry import build_providers
 from reelforge.runtime import Runtime, open_runtime
 from reelforge.settings import ProviderName, Settings, load_settings
-from reelforge.web import pages, security
+from reelforge.web import pages, security, sockets, streams
+from reelforge.web.live import Live
+from reelforge.web.shutdown import close_on_signals
 from reelforge.worker.runner import engine_for
 
 log = get_logger("reelforge.app")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the lifespan opens the adapters and, embedded, migrates the database."""
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> FastAPI:
+    """Build the app; the lifespan opens the adapters and, embedded, migrates the database.
+
+    `serving`: this is the process `reelforge serve` runs, whose SIGINT/SIGTERM must end the
+    live-update streams first (the server waits for open responses before the app's shutdown).
+    """
     settings = settings or load_settings()
     if not structlog.is_configured():
         # structlog's own default renders exceptions with rich, slowly; ours doesn't.
@@ -43,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await migrate.upgrade(settings.resolved_database_url)
             app.state.runtime = runtime
             await _listen(runtime, stack)
+            app.state.live = await _start_live(runtime, stack, on_signals=serving)
             if settings.embedded_worker:
                 await _start_engine(runtime, providers, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
@@ -71,10 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway.router,
         admin.router,
         webhooks.router,
+        streams.router,
     )
     for router in routers:
         app.include_router(router)
     errors.answer_405_with_every_method(app, [route for r in routers for route in r.routes])
+    app.mount(sockets.PATH, sockets.socket_app(app))
     pages.install(app)
     security.install(app, settings.cors_origins)
     _gateway_answers_400_not_422(app)
@@ -159,6 +169,25 @@ async def _listen(runtime: Runtime, stack: AsyncExitStack) -> None:
     tasks.start_soon(runtime.bus.listen)
 
 
+async def _start_live(runtime: Runtime, stack: AsyncExitStack, *, on_signals: bool) -> Live:
+    """Push video changes to this process's SSE and socket.io clients while the app runs."""
+    settings = runtime.settings
+    live = Live(
+        runtime.bus,
+        runtime.videos,
+        connections_per_user=settings.realtime_connections_per_user,
+        horizon=timedelta(minutes=settings.job_deadline_minutes),
+    )
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+    # Runs first on shutdown: open streams end, so the server need not wait them out.
+    stack.push_async_callback(live.close)
+    await tasks.start(live.run)
+    if on_signals:
+        stack.enter_context(close_on_signals(live))
+    return live
+
+
 async def _start_engine(
     runtime: Runtime, providers: Mapping[str, Provider], stack: AsyncExitStack
 ) -> None:
@@ -182,4 +211,4 @@ def app_from_environment() -> FastAPI:
     """Entry point for ASGI servers started by `reelforge serve` (settings from the env)."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return create_app(settings, serving=True)

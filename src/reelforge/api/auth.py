@@ -11,6 +11,7 @@ from fastapi import Depends, Request, Response
 from reelforge.api.deps import RuntimeDep
 from reelforge.api.errors import ApiError, ProtocolForm
 from reelforge.domain.accounts import Account
+from reelforge.runtime import Runtime
 from reelforge.services.keys import key_prefix, looks_like_key
 
 SESSION_COOKIE = "reelforge_session"
@@ -42,7 +43,7 @@ async def _find_account(request: Request, runtime: RuntimeDep) -> Account | None
     session = request.cookies.get(SESSION_COOKIE)
     if session is None:
         return None
-    account = await _active(runtime, await runtime.sessions.user_id(session))
+    account = await session_account(runtime, session)
     if account is None:
         return None
     if request.method not in _SAFE_METHODS:
@@ -90,12 +91,10 @@ async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) ->
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("Authorization must be 'Bearer <API key or token>'")
     token = token.strip()
+    account = await bearer_account(runtime, token)
     if looks_like_key(token):
-        account = await runtime.keys.authenticate(token)
         # Rate limits count per key as well as per user.
         request.state.api_key_prefix = key_prefix(token)
-    else:
-        account = await _active(runtime, runtime.tokens.subject(token))
     if account is None:
         raise unauthorized(
             "Invalid, expired or revoked credentials", protocol_code=INVALID_KEY_CODE
@@ -103,7 +102,20 @@ async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) ->
     return account
 
 
-async def _active(runtime: RuntimeDep, user_id: str | None) -> Account | None:
+async def bearer_account(runtime: Runtime, token: str) -> Account | None:
+    """The active account an API key or JWT belongs to, or None (also for the realtime
+    endpoints, which check a credential again when its account or key changes)."""
+    if looks_like_key(token):
+        return await runtime.keys.authenticate(token)
+    return await _active(runtime, runtime.tokens.subject(token))
+
+
+async def session_account(runtime: Runtime, session: str) -> Account | None:
+    """The active account a session cookie's value names, or None (also once logged out)."""
+    return await _active(runtime, await runtime.sessions.user_id(session))
+
+
+async def _active(runtime: Runtime, user_id: str | None) -> Account | None:
     if user_id is None:
         return None
     account = await runtime.accounts.get(user_id)

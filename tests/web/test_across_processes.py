@@ -1,0 +1,92 @@
+"""Scale-out: a change made in one process (a `reelforge worker`) reaches socket.io and SSE
+subscribers of another (`reelforge serve`), over PostgreSQL and the Redis bus."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from reelforge.db import migrate
+from reelforge.emulator.app import create_emulator_app
+from reelforge.emulator.server import RunningServer, running
+from reelforge.emulator.settings import EmulatorSettings
+from reelforge.providers.registry import EMULATOR_API_KEY
+from tests.support.processes import worker_environment, workers_in
+from tests.support.serving import serve_environment, serving
+from tests.support.sockets import node_sockets
+from tests.support.sse import events
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture
+def upstream() -> Iterator[RunningServer]:
+    """The emulator on a socket of its own, as several processes share one upstream."""
+    app = create_emulator_app(EmulatorSettings(poll_after_ms=0))
+    with running(app) as server:
+        yield server
+    app.state.emulator.close()
+
+
+async def test_a_workers_change_reaches_subscribers_of_another_process(
+    postgres_url: str, redis_url: str, upstream: RunningServer, tmp_path: Path
+) -> None:
+    await migrate.upgrade(postgres_url)
+    shared = {
+        "database_url": postgres_url,
+        "storage_url": (tmp_path / "objects").as_uri(),
+        "redis_url": redis_url,
+        "redis_key_prefix": f"test-{uuid.uuid4().hex[:12]}",
+    }
+    environment = serve_environment(
+        tmp_path / "serve-data",
+        embedded_worker="false",
+        provider="openai",
+        openai_base_url=upstream.base_url,
+        openai_api_key=EMULATOR_API_KEY,
+        **shared,
+    )
+    worker_env = worker_environment(
+        database_url=postgres_url,
+        storage_url=shared["storage_url"],
+        provider_base_url=upstream.base_url,
+        data_dir=tmp_path / "worker-data",
+    ) | {
+        "REELFORGE_REDIS_URL": redis_url,
+        "REELFORGE_REDIS_KEY_PREFIX": shared["redis_key_prefix"],
+    }
+    async with serving(environment, tmp_path / "serve") as server, node_sockets() as sockets:
+        ada = await server.user("ada@example.org")
+        video_id = await server.create(ada, "made elsewhere [[latency=2]]")
+        connected = await sockets.connect("ada", server.url, auth={"token": ada.key})
+        assert connected["event"] == "connect", connected
+        await sockets.subscribe("ada", video_id)
+        async with (
+            server.client(ada) as client,
+            client.stream("GET", f"/api/videos/{video_id}/stream") as stream,
+        ):
+            received = events(stream)
+            first = await anext(received)
+            assert first.data["status"] == "queued"
+
+            with workers_in(worker_env, tmp_path / "workers") as workers:
+                workers.start()
+                completed = await sockets.update_where(
+                    "ada", lambda data: data.get("status") == "completed"
+                )
+                with anyio.fail_after(60):
+                    async for event in received:
+                        if event.data["status"] == "completed":
+                            break
+                await workers.started[0].stop()
+
+        # Every state came from the worker's process: this one runs no engine.
+        statuses = [update["status"] for update in sockets.updates("ada", video_id)]
+        assert statuses[0] == "queued"
+        assert "in_progress" in statuses
+        assert completed == {"videoId": video_id, **await server.video(ada, video_id)}
+        assert event.data == completed
