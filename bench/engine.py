@@ -24,8 +24,8 @@ In one run, on the same database:
    60 s safety net) and the emulator signing `video.completed` events to a receiver in this
    process that runs Reelforge's inbound webhook service, which nudges the engine.
 
-Printed for each run: videos/s and its ratio to the bare claim rate (the goal, >= 0.5, is the
-engine alone's), CPU per video in this process, database transactions committed and SQL
+Printed for each run: videos/s and its ratio to the bare claim rate (the engine alone's, once the
+goal at >= 0.5, is now a regression figure), CPU per video in this process, database transactions committed and SQL
 statements sent per video (claims included, empty ones too; the bare claim's per row are
 printed beside), double claims (upstream jobs not referenced by exactly one video; must be 0),
 and upstream calls per completed video from the upstream's own counters (goal with webhooks:
@@ -99,11 +99,12 @@ from reelforge.worker.steps import Steps
 
 TERMINAL = [state.value for state in JobState if state.is_terminal]
 
-# The goal compares the engine alone with the bare claim: the polling and webhook runs
-# add the SDK, HTTP and a webhook receiver in this process, and show what those cost beside it.
+# The engine alone beside the bare claim is a regression figure (it was a goal, met at 0.5):
+# the polling and webhook runs add the SDK, HTTP and a webhook receiver in this process, and show
+# what those cost beside it. CPU per video is the figure to compare across changes (bench/engine.md).
 ALONE = "instant in-memory provider (the engine alone)"
-RATIO_GOAL = 0.5
-RATIO_GOAL_LABEL = f" (goal >= {RATIO_GOAL})"
+RATIO_FLOOR = 0.5
+RATIO_LABEL = f" (regression floor {RATIO_FLOOR})"
 
 
 def stub_renderer(spec: RenderSpec, progress: Callable[[float], None] | None = None) -> Any:
@@ -619,7 +620,7 @@ def report(
         lines += [
             (f"engine, {name}", f"{rate:8.1f} videos/s"),
             (
-                f"  ratio to bare claim{RATIO_GOAL_LABEL if name == ALONE else ''}",
+                f"  ratio to bare claim{RATIO_LABEL if name == ALONE else ''}",
                 f"{rate / claim_rate:8.2f}",
             ),
             ("  CPU per video (this process)", f"{cpu_ms:8.1f} ms"),
@@ -642,8 +643,8 @@ def report(
     alone = runs[ALONE].videos / runs[ALONE].timing.seconds / claim_rate
     lines.append(
         (
-            f"goal: engine alone >= {RATIO_GOAL} x bare claim",
-            "met" if alone >= RATIO_GOAL else "NOT met",
+            f"engine alone >= {RATIO_FLOOR} x bare claim (regression figure)",
+            "yes" if alone >= RATIO_FLOOR else "NO",
         )
     )
     hooked = runs["emulator, with webhooks"]
