@@ -24,9 +24,9 @@ In one run, on the same database:
    60 s safety net) and the emulator signing `video.completed` events to a receiver in this
    process that runs Reelforge's inbound webhook service, which nudges the engine.
 
-Printed for each run: videos/s and its ratio to the bare claim rate (the engine alone's, once the
-goal at >= 0.5, is now a regression figure), CPU per video in this process, database transactions committed and SQL
-statements sent per video (claims included, empty ones too; the bare claim's per row are
+Printed for each run: videos/s and its ratio to the bare claim rate (the engine alone's, once
+the goal at >= 0.5, is now a regression figure), CPU per video in this process, database
+transactions committed and SQL statements sent per video (claims included, empty ones too; the bare claim's per row are
 printed beside), double claims (upstream jobs not referenced by exactly one video; must be 0),
 and upstream calls per completed video from the upstream's own counters (goal with webhooks:
 1 create, <= 2 retrieves).
@@ -101,7 +101,8 @@ TERMINAL = [state.value for state in JobState if state.is_terminal]
 
 # The engine alone beside the bare claim is a regression figure (it was a goal, met at 0.5):
 # the polling and webhook runs add the SDK, HTTP and a webhook receiver in this process, and show
-# what those cost beside it. CPU per video is the figure to compare across changes (bench/engine.md).
+# what those cost beside it. CPU per video is the figure to compare across changes
+# (bench/engine.md).
 ALONE = "instant in-memory provider (the engine alone)"
 RATIO_FLOOR = 0.5
 RATIO_LABEL = f" (regression floor {RATIO_FLOOR})"
