@@ -26,10 +26,10 @@ In one run, on the same database:
 
 Printed for each run: videos/s and its ratio to the bare claim rate (the engine alone's, once
 the goal at >= 0.5, is now a regression figure), CPU per video in this process, database
-transactions committed and SQL statements sent per video (claims included, empty ones too; the bare claim's per row are
-printed beside), double claims (upstream jobs not referenced by exactly one video; must be 0),
-and upstream calls per completed video from the upstream's own counters (goal with webhooks:
-1 create, <= 2 retrieves).
+transactions committed and SQL statements sent per video (claims included, empty ones too;
+the bare claim's per row are printed beside), double claims (upstream jobs not referenced by
+exactly one video; must be 0), and upstream calls per completed video from the upstream's own
+counters (goal with webhooks: 1 create, <= 2 retrieves).
 """
 
 from __future__ import annotations
