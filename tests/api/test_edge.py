@@ -130,7 +130,7 @@ async def test_a_nul_in_an_anonymous_sign_in_is_a_400_not_a_500(
     )
 
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["field"] == "email"
+    assert response.json()["field"] == "email"
 
 
 async def test_an_escaped_backslash_before_u0000_is_text_not_a_nul(ada: Caller) -> None:
@@ -170,7 +170,7 @@ async def test_an_anonymous_300_mb_body_is_refused_unread(anonymous: httpx.Async
     )
 
     assert response.status_code == 413, response.text
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.json()["code"] == "payload_too_large"
     assert body.pulled == 0
 
 
@@ -209,7 +209,7 @@ async def test_a_create_of_the_largest_reference_as_json_is_within_the_limit(
     )
 
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["field"] == "input_reference"
+    assert response.json()["field"] == "input_reference"
 
 
 async def test_authentication_comes_before_the_body_is_parsed(
@@ -231,7 +231,7 @@ async def test_a_reference_whose_pixels_do_not_decode_is_a_400(ada: Caller) -> N
     )
 
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["field"] == "input_reference"
+    assert response.json()["field"] == "input_reference"
     assert (await ada.client.get("/api/videos")).json()["data"] == []
 
 

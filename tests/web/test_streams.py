@@ -123,7 +123,7 @@ async def test_a_malformed_last_event_id_is_a_400_naming_it(
         response = await client.get(path, headers={"Last-Event-ID": "yesterday"})
 
     assert response.status_code == 400, response.text
-    assert response.json()["error"]["field"] == "Last-Event-ID"
+    assert response.json()["field"] == "Last-Event-ID"
 
 
 async def test_an_idle_stream_sends_comment_pings(served: Served, ada: User) -> None:
@@ -171,7 +171,7 @@ async def test_a_user_holds_at_most_the_cap_of_streams(served: Served, ada: User
         refused = await client.get("/api/stream")
 
     assert refused.status_code == 429, refused.text
-    assert refused.json()["error"]["code"] == "too_many_connections"
+    assert refused.json()["code"] == "too_many_connections"
     assert "Retry-After" in refused.headers
 
 

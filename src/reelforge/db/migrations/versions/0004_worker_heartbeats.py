@@ -1,6 +1,6 @@
 """worker heartbeats: when each job-engine process last said it was alive
 
-Revision ID: 0004_worker_heartbeats
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_worker_heartbeats"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
