@@ -113,8 +113,7 @@ async def test_a_nul_character_anywhere_is_a_400_naming_the_field_and_changes_no
 
     assert response.status_code == 400, response.text
     body = response.json()
-    error = body["error"]
-    named = error.get("param") if path.startswith("/v1/") else error.get("field")
+    named = body["error"]["param"] if path.startswith("/v1/") else body["field"]
     assert named == field, body
     async with runtime_of(db_app).database.session() as session:
         for table in (Video, WebhookEndpoint):
