@@ -86,6 +86,7 @@ def _settings(data_dir: Path) -> Settings:
             _env_file=None,
             data_dir=data_dir,
             embedded_worker=False,
+            worker_silence_seconds=None,  # no worker runs: /ready is not to wait for one
             default_video_quota=None,
             create_rate_limit="1000000/minute",
         )

@@ -91,6 +91,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             database_url=url,
             data_dir=data_dir,
             embedded_worker="false",
+            # No worker runs: /ready is not to wait for one.
+            worker_silence_seconds="",
             default_video_quota="",
             create_rate_limit="1000000/minute",
             admin_password="fuzz-admin-password",

@@ -177,7 +177,8 @@ def test_cancel_stops_a_pending_video(cli: CliRunner) -> None:
     waited = invoke(cli, "show", video_id, "--json")
 
     assert ok(result).strip() == f"{video_id} cancelled"
-    assert json.loads(ok(waited))["status"] == "cancelled"
+    shown = json.loads(ok(waited))
+    assert (shown["status"], shown["error"]["code"]) == ("failed", "cancelled")
 
 
 def test_generate_with_a_first_frame_image(cli: CliRunner, tmp_path: Path) -> None:

@@ -138,10 +138,12 @@ class Workers:
             worker.process.wait(timeout=10)
 
 
-def serve_environment(data_dir: Path) -> dict[str, str]:
+def serve_environment(data_dir: Path, **settings: str) -> dict[str, str]:
     """`reelforge serve` in the embedded default (SQLite, local files and the in-process
-    emulator, all under `data_dir`), with the fault tests' short lease."""
-    return server_environment(data_dir, LEASE_SECONDS=str(LEASE_SECONDS), LOG_LEVEL="info")
+    emulator, all under `data_dir`) with the fault tests' short lease, plus `settings`."""
+    return server_environment(
+        data_dir, LEASE_SECONDS=str(LEASE_SECONDS), LOG_LEVEL="info", **settings
+    )
 
 
 def worker_environment(

@@ -45,6 +45,8 @@ async def test_a_workers_change_reaches_subscribers_of_another_process(
     environment = serve_environment(
         tmp_path / "serve-data",
         embedded_worker="false",
+        # The worker starts once the server answers: /ready is not to wait for it.
+        worker_silence_seconds="",
         provider="openai",
         openai_base_url=upstream.base_url,
         openai_api_key=EMULATOR_API_KEY,

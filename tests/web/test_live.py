@@ -106,7 +106,9 @@ async def test_following_sends_the_state_and_every_change(world: World, owner: A
     assert await world.live.follow(watcher, video_id)
     await world.videos.cancel(owner, video_id)
 
-    await _until(lambda: seen.statuses() == ["queued", "cancelled"])
+    # /api reports a cancel as the protocol does: failed, with the code `cancelled`.
+    await _until(lambda: seen.statuses() == ["queued", "failed"])
+    assert seen.updates[-1]["error"]["code"] == "cancelled"
 
 
 async def test_following_anothers_video_sends_nothing(
@@ -167,7 +169,7 @@ async def test_an_account_change_that_keeps_access_keeps_the_connection(
     await world.bus.publish(Notice(Topic.ACCOUNT, owner.id))
     await world.videos.cancel(owner, video_id)
 
-    await _until(lambda: "cancelled" in seen.statuses())
+    await _until(lambda: "failed" in seen.statuses())
     assert not seen.closed
 
 

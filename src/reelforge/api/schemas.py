@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from reelforge.api.protocol import ProtocolStatus, status_and_error
 from reelforge.domain.accounts import Account, KeyInfo
 from reelforge.domain.catalog import Quality, quality_of
-from reelforge.domain.quotas import QuotaUsage
+from reelforge.domain.quotas import MAX_VIDEOS_PER_PERIOD, QuotaUsage
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import EventView, VideoView
 from reelforge.services.lineage import Lineage, LineageNode
@@ -277,7 +277,9 @@ class UsageOut(BaseModel):
 class QuotaIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_videos: int | None = Field(ge=0, description="Videos per period; null for unlimited.")
+    max_videos: int | None = Field(
+        ge=0, le=MAX_VIDEOS_PER_PERIOD, description="Videos per period; null for unlimited."
+    )
     period_days: int = Field(default=30, ge=1, le=366)
     monthly_budget: Decimal | None = Field(
         ge=0, max_digits=12, decimal_places=4, description="USD per month; null for unlimited."

@@ -303,7 +303,9 @@ def cancel(video_id: str, url: UrlOption = None, api_key: KeyOption = None) -> N
     """Cancel a video that is not finished yet."""
     with _remote(url, api_key) as remote:
         video = remote.call("POST", f"/api/videos/{video_id}/cancel")
-    typer.echo(f"{video['id']} {video['status']}")
+    # /api reports a cancelled video as the protocol does: failed, with the code `cancelled`.
+    error = video.get("error") or {}
+    typer.echo(f"{video['id']} {error.get('code') or video['status']}")
 
 
 def delete(video_id: str, url: UrlOption = None, api_key: KeyOption = None) -> None:

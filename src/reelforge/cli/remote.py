@@ -149,15 +149,16 @@ def _event_names(response: httpx.Response) -> Iterator[str]:
 
 
 def _failure(response: httpx.Response) -> CommandError:
+    """/api's error: `error` is the text, with `code` and `field` beside it."""
     try:
-        error = response.json().get("error") or {}
+        body = response.json()
     except ValueError:
-        error = {}
-    if not isinstance(error, dict):
-        error = {"message": str(error)}
-    message = error.get("message") or response.reason_phrase or f"HTTP {response.status_code}"
-    field = error.get("field")
-    code = error.get("code")
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("error") or response.reason_phrase or f"HTTP {response.status_code}")
+    field = body.get("field")
+    code = body.get("code")
     where = f" [{field}]" if field else ""
     label = f"{code}: " if code else ""
     detail = f"{label}{message}{where} (HTTP {response.status_code})"

@@ -8,6 +8,9 @@ from decimal import Decimal
 
 from reelforge.domain.errors import InputError
 
+# The most videos a quota can allow in one period: a 32-bit column on both databases.
+MAX_VIDEOS_PER_PERIOD = 1_000_000_000
+
 
 @dataclass(frozen=True)
 class QuotaPolicy:
@@ -18,8 +21,10 @@ class QuotaPolicy:
     monthly_budget: Decimal | None
 
     def __post_init__(self) -> None:
-        if self.max_videos is not None and self.max_videos < 0:
-            raise InputError("max_videos", "must be 0 or more, or null for unlimited")
+        if self.max_videos is not None and not 0 <= self.max_videos <= MAX_VIDEOS_PER_PERIOD:
+            raise InputError(
+                "max_videos", f"must be 0 to {MAX_VIDEOS_PER_PERIOD}, or null for unlimited"
+            )
         if not 1 <= self.period_days <= 366:
             raise InputError("period_days", "must be 1 to 366")
         if self.monthly_budget is not None and self.monthly_budget < 0:
