@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import pytest
@@ -29,8 +30,9 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     environment = server_environment(
         directory / "data", ADMIN_PASSWORD=ADMIN_PASSWORD, CREATE_RATE_LIMIT="100/minute"
     )
-    with served(environment, directory) as server:
-        anyio.run(server.ready)
+    with served(environment, directory) as server, ThreadPoolExecutor(1) as thread:
+        # A loop of its own: this synchronous fixture may run while the tests' loop does.
+        thread.submit(anyio.run, server.ready).result()
         yield server
 
 

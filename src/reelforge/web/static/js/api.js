@@ -32,9 +32,12 @@ export async function api(method, url, body) {
   }
   const json = await response.json().catch(() => null);
   if (!response.ok || (json && json.success === false)) {
-    const error = (json && json.error) || {};
-    let field = error.field;
-    let message = error.message || `Request failed (${response.status})`;
+    // /api's errors: `error` is the text, `code` and `field` stand beside it.
+    let field = (json && json.field) || null;
+    let message = (json && typeof json.error === "string" && json.error)
+      || `Request failed (${response.status})`;
+    // The text starts with the field it names; beside that field the rest stands alone.
+    if (field && message.startsWith(`${field}: `)) message = message.slice(field.length + 2);
     // FastAPI's own 422s carry a list of problems.
     if (Array.isArray(json && json.detail) && json.detail.length) {
       const first = json.detail[0];
@@ -44,7 +47,7 @@ export async function api(method, url, body) {
     if (response.status === 401) {
       window.location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
     }
-    throw new ApiError(response.status, error.code || "error", message, field);
+    throw new ApiError(response.status, (json && json.code) || "error", message, field);
   }
   return json;
 }
