@@ -12,21 +12,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from reelforge.emulator.scene import (
-    RGB,
-    Geometry,
-    Layer,
-    Palette,
-    Scene,
-    Swarm,
-    continue_scene,
-    even,
-    layers,
-    mix,
-    remix_scene,
-    scene_from_prompt,
-    swarms,
-)
+from reelforge.emulator.canvas import Geometry, Layer, even
+from reelforge.emulator.lands import layers
+from reelforge.emulator.palette import RGB, Palette, mix, palette_of
+from reelforge.emulator.scene import Scene, continue_scene, remix_scene, scene_from_prompt
+from reelforge.emulator.swarms import Swarm, swarms
 
 FPS = 24
 CRF = 23
@@ -509,7 +499,7 @@ class _View:
     def of(part: _Part, width: int, height: int, previous: _View | None) -> _View:
         scene = part.scene
         geo = Geometry.of(width, height, scene)
-        pal = scene.palette()
+        pal = palette_of(scene)
         if previous is not None and previous.scene == scene:
             strips, particles = previous.strips, previous.particles
         else:
