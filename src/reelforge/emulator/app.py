@@ -25,7 +25,8 @@ from reelforge.emulator.errors import (
     invalid_type,
 )
 from reelforge.emulator.jobs import Renderer
-from reelforge.emulator.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, Emulator
+from reelforge.emulator.requests import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from reelforge.emulator.service import Emulator
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.emulator.store import Job, Variant
 
