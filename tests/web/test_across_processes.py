@@ -63,7 +63,7 @@ async def test_a_workers_change_reaches_subscribers_of_another_process(
     }
     async with serving(environment, tmp_path / "serve") as server, node_sockets() as sockets:
         ada = await server.user("ada@example.org")
-        video_id = await server.create(ada, "made elsewhere [[latency=2]]")
+        video_id = await server.create(ada, "made elsewhere [[latency=8]]")
         connected = await sockets.connect("ada", server.url, auth={"token": ada.key})
         assert connected["event"] == "connect", connected
         await sockets.subscribe("ada", video_id)
