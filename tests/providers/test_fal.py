@@ -186,3 +186,19 @@ async def test_a_video_without_readable_frames_has_no_previews(
         await _content(fal, created.id, Variant.THUMBNAIL)
     assert caught.value.code == "no_preview"
     assert len(fake.submissions) == 1
+
+
+async def test_a_submit_names_the_webhook_url_when_one_is_configured(
+    fal: FalProvider, fake: FalFake
+) -> None:
+    hook = "https://reelforge.example.org/webhooks/fal"
+    with_hook = FalProvider(api_key=API_KEY, base_url=fake.root, webhook_url=hook)
+    try:
+        await with_hook.create(_request())
+    finally:
+        await with_hook.aclose()
+    await fal.create(_request())
+    first, second = (fake.jobs[rid] for rid in fake.submissions)
+    assert first.webhook_url == hook
+    assert second.webhook_url is None
+    assert "fal_webhook" not in first.input  # a query parameter, not a model input
