@@ -39,6 +39,8 @@ class FalJob:
     cancelled: bool = False
     polls: int = 0
     webhook_url: str | None = None
+    # A status answer has said COMPLETED (from then on the output URL is live, until it expires).
+    completed_reported: bool = False
 
 
 @dataclass
@@ -133,6 +135,7 @@ class FalFake:
         else:
             body["logs"] = [{"message": "working", "level": "INFO"}]
         if state == "COMPLETED":
+            job.completed_reported = True
             body["metrics"] = {"inference_time": 1.0}
             if job.error:
                 body["error"], body["error_type"] = job.error, job.error_type

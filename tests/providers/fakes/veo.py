@@ -26,6 +26,8 @@ class VeoOperation:
     polls_left: int = 1
     outcome: str = "video"  # "video", "filtered" or "error"
     file_id: str = ""
+    # An answer has said `done` (from then on the file is downloadable, until it expires).
+    done_reported: bool = False
 
 
 @dataclass
@@ -79,6 +81,7 @@ class VeoFake:
         if operation.polls_left > 0:
             operation.polls_left -= 1
             return JSONResponse({"name": name, "done": False})
+        operation.done_reported = True
         answer: dict[str, Any] = {"name": name, "done": True}
         if operation.outcome == "error":
             answer["error"] = {"code": 3, "message": "The input image is not supported"}
