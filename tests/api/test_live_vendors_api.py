@@ -14,10 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
+from reelforge.api.app import create_app
 from reelforge.db.models import Video, WebhookReceipt
 from reelforge.domain.clock import utcnow
 from reelforge.emulator.server import running
@@ -281,3 +283,39 @@ async def test_a_webhook_for_a_request_we_do_not_have_is_acknowledged_and_change
     response = await hooks.post(HOOK, content=body, headers=headers)
     assert response.status_code == 200, response.text
     assert await _receipts(app) == 1
+
+
+async def test_ready_names_the_vendor_whose_key_is_refused(
+    make_settings: Any, vendor_roots: tuple[str, str]
+) -> None:
+    fal_root, veo_root = vendor_roots
+    settings = make_settings(
+        embedded_worker=False,
+        providers="fal,veo",
+        fal_api_key="not-the-key",
+        fal_base_url=fal_root,
+        gemini_api_key=veo_fake.API_KEY,
+        gemini_base_url=veo_root,
+    )
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            response = await client.get("/ready")
+    assert response.status_code == 503, response.text
+    checks = response.json()["checks"]
+    assert not checks["provider:fal"]["ok"]
+    assert checks["provider:veo"]["ok"]
+    assert checks["provider"]["ok"]
+
+
+async def test_fal_webhooks_are_not_received_without_the_fal_provider(
+    make_settings: Any,
+) -> None:
+    application = create_app(make_settings(embedded_worker=False))
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            response = await client.post(HOOK, content=b"{}")
+    assert response.status_code == 404, response.text
+    assert response.json()["code"] == "webhooks_not_configured"
