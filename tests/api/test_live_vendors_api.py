@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -62,14 +62,6 @@ def settings(make_settings: Any, vendor_roots: tuple[str, str]) -> Settings:
         gemini_base_url=veo_root,
     )
     return settings
-
-
-@pytest.fixture
-async def hooks(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An unauthenticated client, as fal is."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-        yield client
 
 
 @pytest.fixture
@@ -159,14 +151,14 @@ async def test_rerun_on_a_model_that_cannot_names_the_field(make_caller: MakeCal
 
 
 async def test_a_signed_fal_webhook_makes_the_video_due_now_once(
-    app: FastAPI, hooks: httpx.AsyncClient, fal: fal_fake.FalFake, fal_video: tuple[str, str]
+    app: FastAPI, client: httpx.AsyncClient, fal: fal_fake.FalFake, fal_video: tuple[str, str]
 ) -> None:
     video_id, request_id = fal_video
     before = await _video(app, video_id)
     body, headers = fal.webhook(request_id)
 
-    first = await hooks.post(HOOK, content=body, headers=headers)
-    again = await hooks.post(HOOK, content=body, headers=headers)  # fal redelivers
+    first = await client.post(HOOK, content=body, headers=headers)
+    again = await client.post(HOOK, content=body, headers=headers)  # fal redelivers
 
     assert first.status_code == 200, first.text
     assert first.json()["data"] == {"received": True, "duplicate": False}
@@ -195,7 +187,7 @@ async def test_a_signed_fal_webhook_makes_the_video_due_now_once(
 )
 async def test_a_bad_fal_webhook_is_a_400_naming_what_is_wrong(
     app: FastAPI,
-    hooks: httpx.AsyncClient,
+    client: httpx.AsyncClient,
     fal: fal_fake.FalFake,
     fal_video: tuple[str, str],
     tamper: str,
@@ -224,7 +216,7 @@ async def test_a_bad_fal_webhook_is_a_400_naming_what_is_wrong(
             body = body.replace(request_id.encode(), str(uuid.uuid4()).encode())
             headers = _signed_for(fal, request_id, body)
 
-    response = await hooks.post(HOOK, content=body, headers=headers)
+    response = await client.post(HOOK, content=body, headers=headers)
 
     assert response.status_code == 400, response.text
     assert response.json()["field"] == field
@@ -248,39 +240,39 @@ def _signed_for(fal: fal_fake.FalFake, request_id: str, body: bytes) -> dict[str
 
 
 async def test_fal_webhook_keys_are_fetched_once_and_refetched_after_a_rotation(
-    app: FastAPI, hooks: httpx.AsyncClient, fal: fal_fake.FalFake, fal_video: tuple[str, str]
+    app: FastAPI, client: httpx.AsyncClient, fal: fal_fake.FalFake, fal_video: tuple[str, str]
 ) -> None:
     _, request_id = fal_video
     body, headers = fal.webhook(request_id)
-    assert (await hooks.post(HOOK, content=body, headers=headers)).status_code == 200
+    assert (await client.post(HOOK, content=body, headers=headers)).status_code == 200
     other = str(uuid.uuid4())
     body, headers = fal.webhook(other)
-    assert (await hooks.post(HOOK, content=body, headers=headers)).status_code == 200
+    assert (await client.post(HOOK, content=body, headers=headers)).status_code == 200
     assert fal.jwks_fetches == 1  # cached
 
     fal.signing_key = Ed25519PrivateKey.generate()  # fal rotates its key
     body, headers = fal.webhook(str(uuid.uuid4()))
-    response = await hooks.post(HOOK, content=body, headers=headers)
+    response = await client.post(HOOK, content=body, headers=headers)
     assert response.status_code == 200, response.text
     assert fal.jwks_fetches == 2
 
 
 async def test_fal_keys_out_of_reach_is_a_503_fal_retries(
-    hooks: httpx.AsyncClient, fal: fal_fake.FalFake, fal_video: tuple[str, str]
+    client: httpx.AsyncClient, fal: fal_fake.FalFake, fal_video: tuple[str, str]
 ) -> None:
     fal.jwks_down = True
     body, headers = fal.webhook(fal_video[1])
-    response = await hooks.post(HOOK, content=body, headers=headers)
+    response = await client.post(HOOK, content=body, headers=headers)
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "30"
     assert response.json()["code"] == "webhook_keys_unavailable"
 
 
 async def test_a_webhook_for_a_request_we_do_not_have_is_acknowledged_and_changes_nothing(
-    app: FastAPI, hooks: httpx.AsyncClient, fal: fal_fake.FalFake
+    app: FastAPI, client: httpx.AsyncClient, fal: fal_fake.FalFake
 ) -> None:
     body, headers = fal.webhook(str(uuid.uuid4()), status="ERROR")
-    response = await hooks.post(HOOK, content=body, headers=headers)
+    response = await client.post(HOOK, content=body, headers=headers)
     assert response.status_code == 200, response.text
     assert await _receipts(app) == 1
 
