@@ -16,13 +16,14 @@ from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.domain.routing import Routes
 from reelforge.domain.upstream import CreateRequest, ProviderRateLimited
-from reelforge.emulator.server import running
+from reelforge.emulator.server import free_port, running
 from reelforge.providers.fal import FalProvider
 from reelforge.providers.veo import VeoProvider
 from reelforge.services.jobs import Jobs
 from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.upstream_limits import (
     LimitedProvider,
+    Pauses,
     UpstreamLimits,
     rate_limit_for,
 )
@@ -204,3 +205,16 @@ async def test_a_step_held_back_by_the_limit_costs_the_video_nothing(
     # Due again when the limit has room: in about an hour, not at once.
     assert held.next_check_at is not None
     assert held.next_check_at.replace(tzinfo=UTC) > utcnow() + timedelta(minutes=30)
+
+
+async def test_pauses_outlive_redis_going_away() -> None:
+    """A Redis that refuses connections: the pause still holds in the process that heard it."""
+    port = free_port()
+    unreachable = Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        pauses = Pauses(unreachable, "test")
+        await pauses.pause("fal", 60)
+        assert 30 < await pauses.remaining("fal") <= 60
+        assert await pauses.remaining("veo") == 0
+    finally:
+        await unreachable.aclose()
