@@ -18,6 +18,7 @@ from reelforge.domain.routing import Routes
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.admin import Admin
+from reelforge.services.fal_webhooks import FalWebhooks
 from reelforge.services.heartbeats import Heartbeats
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
@@ -29,7 +30,7 @@ from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
 from reelforge.services.webhook_delivery import Deliverer
 from reelforge.services.webhook_endpoints import Webhooks
-from reelforge.settings import Settings
+from reelforge.settings import ProviderName, Settings
 from reelforge.storage import Storage, open_storage
 
 Check = Callable[[], Awaitable[object]]
@@ -63,6 +64,8 @@ class Runtime:
     providers: dict[str, Provider] = field(default_factory=dict)
     """Every configured provider by name, the default included."""
     checks: dict[str, Check] = field(default_factory=dict)
+    fal_webhooks: FalWebhooks | None = None
+    """fal's signed webhooks (`POST /webhooks/fal`), when the fal provider is configured."""
 
     async def close(self) -> None:
         for provider in self.providers.values():
@@ -159,6 +162,8 @@ def open_runtime(
         provider=default,
         providers=configured,
     )
+    if ProviderName.FAL in settings.enabled_providers:
+        runtime.fal_webhooks = FalWebhooks(runtime.inbound, jwks_url=settings.fal_jwks_url)
     runtime.checks["database"] = database.ping
     runtime.checks["storage"] = storage.check
     if redis is not None:

@@ -135,6 +135,35 @@ class Settings(BaseSettings):
         validation_alias=_env("FAL_BASE_URL"),
         description="Base URL of fal's queue (default `https://queue.fal.run`).",
     )
+    fal_webhook_url: str | None = Field(
+        default=None,
+        validation_alias=_env("FAL_WEBHOOK_URL"),
+        description=(
+            "This server's public `…/webhooks/fal` URL, sent with every fal submit so fal "
+            "calls back when a request finishes; polling only when unset."
+        ),
+    )
+    fal_jwks_url: str = Field(
+        default="https://rest.fal.ai/.well-known/jwks.json",
+        validation_alias=_env("FAL_JWKS_URL"),
+        description="Where fal publishes the ED25519 keys its webhooks are signed with.",
+    )
+    fal_rate_limit: str | None = Field(
+        default=None,
+        validation_alias=_env("FAL_RATE_LIMIT"),
+        description="Steps all workers may make against fal, `limits` notation; default "
+        "`REELFORGE_PROVIDER_RATE_LIMIT`.",
+    )
+    veo_rate_limit: str | None = Field(
+        default=None,
+        validation_alias=_env("VEO_RATE_LIMIT"),
+        description="The same for Veo (the Gemini API).",
+    )
+    openai_rate_limit: str | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_RATE_LIMIT"),
+        description="The same for the `openai` provider.",
+    )
     gemini_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=_env("GEMINI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
@@ -296,8 +325,8 @@ class Settings(BaseSettings):
         default="300/minute",
         validation_alias=_env("PROVIDER_RATE_LIMIT"),
         description=(
-            "Upstream calls all workers together may make, in `limits` notation; shared "
-            "through Redis when configured."
+            "Engine steps that call a provider all workers together may make, per provider, in "
+            "`limits` notation (a vendor's own setting wins); shared through Redis when configured."
         ),
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -352,9 +381,18 @@ class Settings(BaseSettings):
     def _empty_is_unlimited(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("create_rate_limit", "login_rate_limit", "provider_rate_limit")
+    @field_validator(
+        "create_rate_limit",
+        "login_rate_limit",
+        "provider_rate_limit",
+        "fal_rate_limit",
+        "veo_rate_limit",
+        "openai_rate_limit",
+    )
     @classmethod
-    def _parses_as_rate_limit(cls, value: str) -> str:
+    def _parses_as_rate_limit(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # a vendor's own limit left empty: the shared default applies
         try:
             limits.parse_many(value)
         except ValueError:
