@@ -55,7 +55,7 @@ from reelforge.api.requests import (
     read_remix_prompt,
 )
 from reelforge.domain.errors import ConflictError, NotReadyError
-from reelforge.domain.upstream import Variant
+from reelforge.domain.upstream import POLL_AFTER_HEADER, Variant
 from reelforge.domain.videos import MAX_LIST_LIMIT, Order, VideoView
 
 router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"], route_class=EdgeRoute)
@@ -63,7 +63,6 @@ router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"], route_class=
 DEFAULT_LIST_LIMIT = 20
 NOT_READY = "video_not_ready"
 UNSUPPORTED = "unsupported_endpoint"
-POLL_AFTER_HEADER = "openai-poll-after-ms"
 # A video's status changes when the engine hears from upstream, which it polls seconds apart;
 # a client polling faster than this learns nothing new.
 POLL_AFTER_MS = 2000

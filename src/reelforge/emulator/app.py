@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reelforge.domain.upstream import POLL_AFTER_HEADER
 from reelforge.emulator.bodies import read_body
 from reelforge.emulator.downloads import content_response
 from reelforge.emulator.errors import (
@@ -31,7 +32,6 @@ from reelforge.emulator.settings import EmulatorSettings
 from reelforge.emulator.store import Job, Variant
 
 CREATING_ROUTES = frozenset({"videos.create", "videos.remix", "videos.edit", "videos.extend"})
-POLL_AFTER_HEADER = "openai-poll-after-ms"
 
 
 def create_emulator_app(
