@@ -148,7 +148,7 @@ def _serve_bare(port: int) -> None:
 # --- the relay: upstream webhooks noted, then forwarded to Reelforge --------------------------
 
 
-def relay_app(target: str, arrivals: dict[str, float]) -> Any:
+def relay_app(target: str, arrivals: dict[str, float], answered: dict[str, float]) -> Any:
     import httpx
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -160,13 +160,17 @@ def relay_app(target: str, arrivals: dict[str, float]) -> Any:
     async def relay(request: Request) -> Response:
         arrived = time.time() * 1000
         body = await request.body()
+        completed = None
         with contextlib.suppress(ValueError, KeyError, TypeError):
             event = json.loads(body)
             if event["type"] == "video.completed":
-                arrivals.setdefault(event["data"]["id"], arrived)
+                completed = event["data"]["id"]
+                arrivals.setdefault(completed, arrived)
         headers = {k: v for k, v in request.headers.items() if k.startswith("webhook-")}
         headers["content-type"] = request.headers.get("content-type", "application/json")
         answer = await client.post("/webhooks/openai", content=body, headers=headers)
+        if completed is not None:
+            answered.setdefault(completed, time.time() * 1000)
         return Response(answer.content, status_code=answer.status_code)
 
     return Starlette(routes=[Route("/relay", relay, methods=["POST"])])
@@ -238,6 +242,7 @@ class Setup:
     redis_url: str
     bus_channel: str
     arrivals: dict[str, float]
+    answered: dict[str, float]
 
 
 @contextlib.contextmanager
@@ -257,8 +262,9 @@ def servers(data_dir: Path, redis_url: str) -> Iterator[Setup]:
     ports = {name: free_port() for name in ("emulator", "reelforge", "bare")}
     reelforge_url = f"http://{HOST}:{ports['reelforge']}"
     arrivals: dict[str, float] = {}
+    answered: dict[str, float] = {}
     started: list[subprocess.Popen[bytes]] = []
-    with running(relay_app(reelforge_url, arrivals)) as relay:
+    with running(relay_app(reelforge_url, arrivals, answered)) as relay:
         env = base | {
             "REELFORGE_DATA_DIR": str(data_dir),
             "REELFORGE_ADMIN_PASSWORD": PASSWORD,
@@ -322,6 +328,7 @@ def servers(data_dir: Path, redis_url: str) -> Iterator[Setup]:
                 redis_url=redis_url,
                 bus_channel=f"{prefix}:bus",
                 arrivals=arrivals,
+                answered=answered,
             )
         finally:
             for process in reversed(started):
@@ -459,7 +466,8 @@ def fan_out(setup: Setup, options: argparse.Namespace) -> dict[str, dict[str, li
 
 
 def completions(setup: Setup, options: argparse.Namespace) -> list[float]:
-    """Per video: the completed `video:update`'s arrival minus the upstream webhook's."""
+    """Per video: the completed `video:update`'s arrival minus the upstream webhook's; with
+    `--breakdown`, where each video's time went (printed)."""
     import httpx
 
     clients = Clients()
@@ -482,9 +490,33 @@ def completions(setup: Setup, options: argparse.Namespace) -> list[float]:
         clients.close()
     marks = ",".join("?" * len(ids))
     with sqlite3.connect(setup.database) as database:
-        query = f"SELECT id, provider_video_id FROM videos WHERE id IN ({marks})"
-        upstream = dict(database.execute(query, ids).fetchall())
+        query = f"SELECT id, provider_video_id, archived_at FROM videos WHERE id IN ({marks})"
+        rows = database.execute(query, ids).fetchall()
+    upstream = {video: provider_id for video, provider_id, _ in rows}
+    if options.breakdown:
+        _breakdown(setup, done, {video: (pid, at) for video, pid, at in rows})
     return [done[i] - setup.arrivals[upstream[i]] for i in ids if upstream.get(i) in setup.arrivals]
+
+
+def _breakdown(
+    setup: Setup, done: dict[str, float], rows: dict[str, tuple[str, str]]
+) -> None:
+    """Per video, slowest last: webhook at the relay -> relay answered -> archived (the
+    engine's claim, retrieve and downloads) -> `video:update` at the client, in ms."""
+    from datetime import UTC, datetime
+
+    print(f"{'video':>12}{'webhook':>9}{'archived':>10}{'pushed':>8}{'total':>8}")
+    lines = []
+    for video, (provider_id, archived_at) in rows.items():
+        arrived = setup.arrivals.get(provider_id)
+        answered = setup.answered.get(provider_id)
+        if arrived is None or answered is None or archived_at is None:
+            continue
+        archived = datetime.fromisoformat(archived_at).replace(tzinfo=UTC).timestamp() * 1000
+        total = done[video] - arrived
+        lines.append((total, answered - arrived, archived - answered, done[video] - archived))
+    for total, hook, archive, push in sorted(lines):
+        print(f"{'':>12}{hook:9.0f}{archive:10.0f}{push:8.0f}{total:8.0f}")
 
 
 def _report(
@@ -501,7 +533,7 @@ def _report(
         f"{options.rounds} rounds (after {WARMUP_ROUNDS} warm-up)"
     )
     print(f"{'':26}{'p50 ms':>9}{'p99 ms':>9}")
-    for kind, name in (("sse", "SSE"), ("io", "socket.io")):
+    for kind, name in (("sse", "SSE"), ("io", "socket.io")) if latencies else ():
         bare, ours = latencies["bare"][kind], latencies["reelforge"][kind]
         ratio = p(ours, 0.99) / p(bare, 0.99)
         print(f"{name + ', bare broadcast':26}{p(bare, 0.5):9.1f}{p(bare, 0.99):9.1f}")
@@ -528,6 +560,12 @@ def main() -> int:
         "--redis-url",
         default=os.environ.get("REELFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
     )
+    parser.add_argument(
+        "--completion-only", action="store_true", help="skip the fan-out (1,000s of clients)"
+    )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="print where each completion's time went"
+    )
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve_bare:
@@ -540,7 +578,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="reelforge-fanout-") as tmp,
         servers(Path(tmp), options.redis_url) as setup,
     ):
-        latencies = fan_out(setup, options)
+        latencies = {} if options.completion_only else fan_out(setup, options)
         completed = completions(setup, options)
     _report(options, latencies, completed)
     print(f"\nwhole run: {time.monotonic() - began:.0f} s")

@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     for router in routers:
         app.include_router(router)
     errors.answer_405_with_every_method(app, [route for r in routers for route in r.routes])
-    app.mount(sockets.PATH, sockets.socket_app(app))
+    app.mount(sockets.PATH, sockets.socket_app(app, settings.cors_origins))
     pages.install(app)
     security.install(app, settings.cors_origins)
     _gateway_answers_400_not_422(app)
