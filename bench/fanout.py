@@ -498,9 +498,7 @@ def completions(setup: Setup, options: argparse.Namespace) -> list[float]:
     return [done[i] - setup.arrivals[upstream[i]] for i in ids if upstream.get(i) in setup.arrivals]
 
 
-def _breakdown(
-    setup: Setup, done: dict[str, float], rows: dict[str, tuple[str, str]]
-) -> None:
+def _breakdown(setup: Setup, done: dict[str, float], rows: dict[str, tuple[str, str]]) -> None:
     """Per video, slowest last: webhook at the relay -> relay answered -> archived (the
     engine's claim, retrieve and downloads) -> `video:update` at the client, in ms."""
     from datetime import UTC, datetime

@@ -62,7 +62,9 @@ async def test_a_subscriber_gets_the_state_at_once_then_every_change_up_to_compl
     assert updates[0]["status"] in ("queued", "in_progress")
     progress = [update["progress"] for update in updates]
     assert progress == sorted(progress), "a subscriber went back in time"
-    assert len(updates) >= 3, updates  # the first state, progress on the way, completed
+    # The first state and completed at least; progress on the way depends on when the engine
+    # happens to poll, which a loaded machine moves past the end.
+    assert len(updates) >= 2, updates
     # The payload is the video exactly as the API returns it, plus the guide's videoId.
     assert completed == {"videoId": video_id, **await served.video(ada, video_id)}
     assert set(completed["downloads"]) == {"video", "thumbnail", "spritesheet"}

@@ -78,7 +78,7 @@ def socket_app(app: FastAPI, cors_origins: Iterable[str] = ()) -> ASGIApp:
             await server.disconnect(sid)
 
         try:
-            watchers[sid] = live.connect(account, authenticate, send, close)
+            watchers[sid] = await live.connect(account, authenticate, send, close)
         except TooManyConnections as exc:
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
 
