@@ -74,9 +74,11 @@ def axe_script() -> str:
 def make_user(studio: ServerProcess, email: str) -> None:
     """A plain user, made by the admin through the API."""
     with httpx.Client(base_url=studio.base_url) as client:
-        token = client.post(
+        signed = client.post(
             "/api/auth/token", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        ).json()["data"]["access_token"]
+        )
+        assert signed.status_code == 200, signed.text
+        token = signed.json()["data"]["access_token"]
         answer = client.post(
             "/api/admin/users",
             json={"email": email, "password": USER_PASSWORD},
