@@ -109,12 +109,18 @@ class Inspector:
     def look(self, page: Page, name: str) -> None:
         original = page.viewport_size
         for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
+            screen = 900 if width > 600 else 844
+            page.set_viewport_size({"width": width, "height": screen})
             page.evaluate("() => window.scrollTo(0, 0)")
             page.wait_for_timeout(150)  # layout settles after a resize (not an assertion)
+            # The whole page in one viewport, so fixed bars sit at its bottom as on a screen
+            # (a full-page capture of a short viewport leaves them mid-page).
+            height = page.evaluate("() => document.documentElement.scrollHeight")
+            page.set_viewport_size({"width": width, "height": max(screen, height)})
+            page.wait_for_timeout(100)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             path = SCREENSHOTS / f"{name}-{width}.png"
-            page.screenshot(path=str(path), full_page=True)
+            page.screenshot(path=str(path))
             self.shot.append(path)
             self._axe(page, f"{name} at {width} px")
         if original:
