@@ -115,7 +115,7 @@ def open_runtime(
         database=database,
         storage=storage,
         accounts=accounts,
-        keys=ApiKeys(database),
+        keys=ApiKeys(database, bus),
         tokens=tokens,
         lifecycle=lifecycle,
         sessions=Sessions(database, tokens),

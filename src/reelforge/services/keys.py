@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from reelforge.bus import Bus, Notice, Topic
 from reelforge.db import accounts as queries
 from reelforge.db.engine import Database
 from reelforge.db.models import ApiKey
@@ -38,8 +39,10 @@ def _digest(token: str) -> str:
 
 
 class ApiKeys:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, bus: Bus | None = None) -> None:
         self._database = database
+        # Told of a revoke, live-update connections opened with the key close.
+        self._bus = bus
 
     async def create(self, account: Account, name: str = "") -> tuple[KeyInfo, str]:
         """A new key for `account`: its record, and the token itself, which is never stored."""
@@ -70,7 +73,10 @@ class ApiKeys:
             if key is None or key.user_id != account.id:
                 raise NotFoundError("api key", key_id)
             key.revoked_at = key.revoked_at or utcnow()
-            return queries.to_key_info(key)
+            info = queries.to_key_info(key)
+        if self._bus is not None:
+            await self._bus.publish(Notice(Topic.KEY, key_id, account.id, frozenset({"revoked"})))
+        return info
 
     async def authenticate(self, token: str) -> Account | None:
         """The active account a live key belongs to, or None."""
