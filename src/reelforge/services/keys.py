@@ -68,14 +68,21 @@ class ApiKeys:
 
     async def revoke(self, account: Account, key_id: str) -> KeyInfo:
         """Revoke one of `account`'s keys (idempotent); another user's key is not found."""
+        return await self._revoke(key_id, owner_id=account.id)
+
+    async def revoke_any(self, key_id: str) -> KeyInfo:
+        """Revoke anyone's key (an admin's act; idempotent)."""
+        return await self._revoke(key_id, owner_id=None)
+
+    async def _revoke(self, key_id: str, *, owner_id: str | None) -> KeyInfo:
         async with self._database.session() as session, session.begin():
             key = await session.get(ApiKey, key_id)
-            if key is None or key.user_id != account.id:
+            if key is None or owner_id not in (None, key.user_id):
                 raise NotFoundError("api key", key_id)
             key.revoked_at = key.revoked_at or utcnow()
             info = queries.to_key_info(key)
         if self._bus is not None:
-            await self._bus.publish(Notice(Topic.KEY, key_id, account.id, frozenset({"revoked"})))
+            await self._bus.publish(Notice(Topic.KEY, key_id, info.user_id, frozenset({"revoked"})))
         return info
 
     async def authenticate(self, token: str) -> Account | None:

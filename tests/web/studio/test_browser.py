@@ -192,6 +192,13 @@ def test_the_admin_sees_charts_and_edits_a_quota(
     browser: Browser, studio: ServerProcess, inspector: Inspector
 ) -> None:
     make_user(studio, "quota@example.com")
+    with httpx.Client(base_url=studio.base_url) as client:
+        token = client.post(
+            "/api/auth/token", json={"email": "quota@example.com", "password": USER_PASSWORD}
+        ).json()["data"]["access_token"]
+        key = client.post(
+            "/api/keys", json={"name": "cron job"}, headers={"authorization": f"Bearer {token}"}
+        ).json()["data"]
     context, page = signed_in(browser, studio, inspector, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.goto("/admin")
     expect(page.locator('[data-chart="videos"] svg')).to_be_visible()
@@ -210,6 +217,16 @@ def test_the_admin_sees_charts_and_edits_a_quota(
         page.wait_for_url(re.compile(r".*/admin/jobs/video_[0-9a-f]+$"))
         inspector.look(page, "admin-job")
         page.go_back()
+
+    # Any user's key, revoked by the admin: it stops working at once.
+    key_row = page.locator(f'tr[data-key-id="{key["id"]}"]')
+    expect(key_row).to_contain_text("quota@example.com")
+    page.once("dialog", lambda dialog: dialog.accept())
+    key_row.locator('[data-action="revoke-key"]').click()
+    expect(key_row.locator(".pill")).to_have_text("Revoked")
+    with httpx.Client(base_url=studio.base_url) as client:
+        refused = client.get("/api/me", headers={"authorization": f"Bearer {key['key']}"})
+    assert refused.status_code == 401
 
     user_id = row.get_attribute("data-user-id")
     usage = page.request.get(f"/api/admin/users/{user_id}/usage").json()["data"]

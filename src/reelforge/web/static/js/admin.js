@@ -1,4 +1,5 @@
-// Admin: the charts, adding and disabling users, quota and budget edits, delivery replays.
+// Admin: the charts, adding and disabling users, quota and budget edits, key revokes,
+// delivery replays.
 import { api, clearErrors, showErrors, toast } from "./api.js";
 import { spendChart, videosChart } from "./charts.js";
 
@@ -51,6 +52,21 @@ export function start() {
         toggle.textContent = disable ? "Enable" : "Disable";
         toggle.classList.toggle("danger", !disable);
         toast(disable ? "User disabled." : "User enabled.");
+      } catch (error) {
+        toast(error.message);
+      }
+      return;
+    }
+    const revoke = event.target.closest('[data-action="revoke-key"]');
+    if (revoke) {
+      if (!window.confirm("Revoke this key? Anything using it stops working at once.")) return;
+      try {
+        await api("DELETE", `/api/admin/keys/${encodeURIComponent(revoke.dataset.keyId)}`);
+        const pill = document.createElement("span");
+        pill.className = "pill cancelled";
+        pill.textContent = "Revoked";
+        revoke.replaceWith(pill);
+        toast("Key revoked.");
       } catch (error) {
         toast(error.message);
       }
