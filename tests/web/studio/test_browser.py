@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 
 import httpx
 from PIL import Image
@@ -349,6 +350,8 @@ def test_a_failure_shows_up_live_with_its_reason(
     expect(page.locator("#waiting")).to_contain_text("blocked by our moderation system")
     expect(page.locator("#waiting")).to_contain_text("moderation_blocked")
     expect(page.locator('[data-action="cancel"]')).to_be_hidden()
+    # The timeline, re-read live, dates its events today (the API gives Unix seconds).
+    expect(page.locator("#timeline .when").last).to_contain_text(str(datetime.now(UTC).year))
     assert page.evaluate("() => window.__sameDocument === true")
     inspector.look(page, "video-failed")
     context.close()
