@@ -5,8 +5,13 @@ import { spendChart, videosChart } from "./charts.js";
 
 export function start() {
   const days = JSON.parse(document.getElementById("activity-data").textContent);
-  videosChart(document.querySelector('[data-chart="videos"]'), days);
-  spendChart(document.querySelector('[data-chart="spend"]'), days);
+  const draw = () => {
+    videosChart(document.querySelector('[data-chart="videos"]'), days);
+    spendChart(document.querySelector('[data-chart="spend"]'), days);
+  };
+  draw();
+  // Drawn again across the phone breakpoint: the labels per axis follow the width.
+  window.matchMedia("(max-width: 640px)").addEventListener("change", draw);
 
   const userForm = document.getElementById("user-form");
   userForm.addEventListener("submit", async (event) => {
