@@ -118,7 +118,7 @@ def open_runtime(
         database=database,
         storage=storage,
         accounts=accounts,
-        keys=ApiKeys(database),
+        keys=ApiKeys(database, bus),
         tokens=tokens,
         lifecycle=lifecycle,
         sessions=Sessions(database, tokens),

@@ -342,7 +342,8 @@ class Settings(BaseSettings):
         validation_alias=_env("REALTIME_CONNECTIONS_PER_USER"),
         description=(
             "Live-update connections (SSE streams and socket.io clients together) one user may "
-            "hold open on one server process; one more is refused (SSE 429, socket.io "
+            "hold open across every server process (counted in Redis when configured; a killed "
+            "process's places free up within 30 s); one more is refused (SSE 429, socket.io "
             "connect_error)."
         ),
     )

@@ -12,7 +12,16 @@ from reelforge.api.auth import AdminAccount
 from reelforge.api.deps import RuntimeDep
 from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import documented
-from reelforge.api.schemas import AccountOut, Envelope, EventOut, Money, QuotaIn, UsageOut, VideoOut
+from reelforge.api.schemas import (
+    AccountOut,
+    Envelope,
+    EventOut,
+    KeyOut,
+    Money,
+    QuotaIn,
+    UsageOut,
+    VideoOut,
+)
 from reelforge.api.webhooks import DeliveryOut
 from reelforge.domain.accounts import parse_role
 from reelforge.domain.admin import MAX_ACTIVITY_DAYS, MAX_ADMIN_LIST, DayActivity, DeliveryRow
@@ -117,6 +126,13 @@ async def patch_user(
     return Envelope(
         data=AccountOut.of(await runtime.admin.set_disabled(admin, user_id, body.disabled))
     )
+
+
+@router.delete(
+    "/keys/{key_id}", responses=documented(401, 403, 404), summary="Revoke any user's API key"
+)
+async def revoke_key(key_id: str, _admin: AdminAccount, runtime: RuntimeDep) -> Envelope[KeyOut]:
+    return Envelope(data=KeyOut.of(await runtime.keys.revoke_any(key_id)))
 
 
 @router.get("/users/{user_id}/usage", responses=documented(401, 403, 404), summary="A user's usage")

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from reelforge.bus import Bus, Notice, Topic
 from reelforge.db import accounts as queries
 from reelforge.db.engine import Database
 from reelforge.db.models import ApiKey
@@ -38,8 +39,10 @@ def _digest(token: str) -> str:
 
 
 class ApiKeys:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, bus: Bus | None = None) -> None:
         self._database = database
+        # Told of a revoke, live-update connections opened with the key close.
+        self._bus = bus
 
     async def create(self, account: Account, name: str = "") -> tuple[KeyInfo, str]:
         """A new key for `account`: its record, and the token itself, which is never stored."""
@@ -65,12 +68,22 @@ class ApiKeys:
 
     async def revoke(self, account: Account, key_id: str) -> KeyInfo:
         """Revoke one of `account`'s keys (idempotent); another user's key is not found."""
+        return await self._revoke(key_id, owner_id=account.id)
+
+    async def revoke_any(self, key_id: str) -> KeyInfo:
+        """Revoke anyone's key (an admin's act; idempotent)."""
+        return await self._revoke(key_id, owner_id=None)
+
+    async def _revoke(self, key_id: str, *, owner_id: str | None) -> KeyInfo:
         async with self._database.session() as session, session.begin():
             key = await session.get(ApiKey, key_id)
-            if key is None or key.user_id != account.id:
+            if key is None or owner_id not in (None, key.user_id):
                 raise NotFoundError("api key", key_id)
             key.revoked_at = key.revoked_at or utcnow()
-            return queries.to_key_info(key)
+            info = queries.to_key_info(key)
+        if self._bus is not None:
+            await self._bus.publish(Notice(Topic.KEY, key_id, info.user_id, frozenset({"revoked"})))
+        return info
 
     async def authenticate(self, token: str) -> Account | None:
         """The active account a live key belongs to, or None."""

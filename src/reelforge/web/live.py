@@ -25,6 +25,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from reelforge.api.schemas import VideoOut
 from reelforge.bus import Bus, Notice, Topic
+from reelforge.bus.seats import LocalSeats, Seat, Seats
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import NotFoundError
@@ -74,7 +75,7 @@ class Update:
 class TooManyConnections(Exception):
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"at most {limit} live-update connections per user on this server")
+        super().__init__(f"at most {limit} live-update connections per user")
 
 
 Send = Callable[[Update], Awaitable[None]]
@@ -92,8 +93,10 @@ class Watcher:
         close: Close,
         *,
         everything: bool,
+        seat: Seat,
     ) -> None:
         self.account = account
+        self.seat = seat
         self.authenticate = authenticate
         self.everything = everything
         self.videos: set[str] = set()
@@ -126,16 +129,23 @@ class Live:
     """This process's watchers, and the one bus subscription that keeps them up to date."""
 
     def __init__(
-        self, bus: Bus, videos: Videos, *, connections_per_user: int, horizon: timedelta
+        self,
+        bus: Bus,
+        videos: Videos,
+        *,
+        connections_per_user: int,
+        horizon: timedelta,
+        seats: Seats | None = None,
     ) -> None:
         self._bus = bus
         self._videos = videos
         self._cap = connections_per_user
+        # The cap counts a user's connections in every process (LocalSeats: this one only).
+        self._seats = seats or LocalSeats()
         # No video changes later than this after it was created (the job deadline), so a
         # reconnecting stream looks no further back for what it missed.
         self._horizon = horizon
         self._watchers: set[Watcher] = set()
-        self._per_user: dict[str, int] = {}
         self._everything: set[Watcher] = set()  # watchers of all their videos
         self._following: dict[str, set[Watcher]] = {}
         self._pending: dict[str, set[Watcher]] = {}  # `follow` reads in flight
@@ -143,7 +153,7 @@ class Live:
         self._reads = anyio.CapacityLimiter(READS_AT_ONCE)
         self._tasks: TaskGroup | None = None
 
-    def connect(
+    async def connect(
         self,
         account: Account,
         authenticate: Authenticate,
@@ -153,11 +163,10 @@ class Live:
         everything: bool = False,
     ) -> Watcher:
         """A new watcher of `account`'s; TooManyConnections past the per-user cap."""
-        count = self._per_user.get(account.id, 0)
-        if count >= self._cap:
+        seat = await self._seats.take(account.id, self._cap)
+        if seat is None:
             raise TooManyConnections(self._cap)
-        self._per_user[account.id] = count + 1
-        watcher = Watcher(account, authenticate, send, close, everything=everything)
+        watcher = Watcher(account, authenticate, send, close, everything=everything, seat=seat)
         self._watchers.add(watcher)
         if everything:
             self._everything.add(watcher)
@@ -171,10 +180,8 @@ class Live:
         self._everything.discard(watcher)
         for video_id in watcher.videos:
             self._unlink(watcher, video_id)
-        user = watcher.account.id
-        self._per_user[user] -= 1
-        if not self._per_user[user]:
-            del self._per_user[user]
+        if self._tasks is not None:
+            self._start(self._seats.release, watcher.seat)
 
     async def follow(self, watcher: Watcher, video_id: str) -> bool:
         """Follow `video_id` if the watcher's account may see it, sending its state now;
@@ -228,9 +235,13 @@ class Live:
         """Follow the bus until cancelled; started once the subscription is in place."""
         async with self._bus.subscribe() as notices, anyio.create_task_group() as tasks:
             self._tasks = tasks
+            tasks.start_soon(self._seats.keep)
             task_status.started()
-            async for notice in notices:
-                self._take(notice)
+            try:
+                async for notice in notices:
+                    self._take(notice)
+            finally:
+                self._tasks = None
 
     async def close(self) -> None:
         """Close every watcher (server shutdown): SSE streams end, socket.io clients are
@@ -238,6 +249,8 @@ class Live:
         for watcher in list(self._watchers):
             await watcher.close()
             self.disconnect(watcher)
+            with anyio.CancelScope(shield=True):
+                await self._seats.release(watcher.seat)
 
     def _take(self, notice: Notice) -> None:
         match notice.topic:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -19,7 +20,7 @@ from reelforge.domain.errors import InputError, NotFoundError
 from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import VideoView
 from reelforge.services.lineage import Lineage
-from reelforge.web.templating import STATIC_DIR, render, static_url
+from reelforge.web.templating import STATIC_DIR, render, static_url, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -258,6 +259,30 @@ async def manifest() -> JSONResponse:
             ],
         },
         media_type="application/manifest+json",
+    )
+
+
+# What the offline page needs; the service worker keeps these (and nothing else) for offline.
+OFFLINE_ASSETS = ("css/app.css", "icons/icon.svg", "icons/icon-192.png")
+
+
+@router.get("/offline")
+async def offline(request: Request) -> HTMLResponse:
+    """Shown by the service worker when a page can't be reached; no one's data on it."""
+    return render(request, "offline.html", None)
+
+
+@router.get("/sw.js")
+async def service_worker(request: Request) -> Response:
+    """The service worker, at the root so its scope is the whole studio; revalidated on every
+    visit so a new release takes over (its cache name follows the assets' hashes)."""
+    assets = [static_url(path) for path in OFFLINE_ASSETS]
+    version = hashlib.sha256(" ".join(assets).encode()).hexdigest()[:10]
+    body = templates.get_template("sw.js").render(version=version, assets=assets)
+    return Response(
+        body,
+        media_type="text/javascript",
+        headers={"cache-control": "no-cache"},
     )
 
 
