@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from reelforge import __version__
-from reelforge.api import accounts, admin, errors, gateway, health, metrics, videos, webhooks
+from reelforge.api import (
+    accounts,
+    admin,
+    errors,
+    files,
+    gateway,
+    health,
+    metrics,
+    videos,
+    webhooks,
+)
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.db import migrate
 from reelforge.logs import configure_logging, get_logger
@@ -76,6 +86,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         metrics.router,
         accounts.router,
         videos.router,
+        files.router,
         gateway.router,
         admin.router,
         webhooks.router,
@@ -175,6 +186,7 @@ async def _start_live(runtime: Runtime, stack: AsyncExitStack, *, on_signals: bo
     live = Live(
         runtime.bus,
         runtime.videos,
+        runtime.links,
         connections_per_user=settings.realtime_connections_per_user,
         horizon=timedelta(minutes=settings.job_deadline_minutes),
     )
