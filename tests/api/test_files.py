@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.parser
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -256,3 +257,37 @@ async def test_another_users_video_is_not_found_by_head(
 
     for route in ("api", "v1"):
         assert (await bob.client.head(paths[route])).status_code == 404
+
+
+async def test_a_whole_file_is_handed_to_the_server_by_pathsend(app: FastAPI, ada: Caller) -> None:
+    """Under a server offering `http.response.pathsend` (granian does), the bytes of a whole
+    file never pass through Python: the app names the file and the server sends it."""
+    video = await completed(app, ada)
+    path, _, query = video["file_url"].partition("?")
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": [(b"host", b"reelforge.test")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+        "extensions": {"http.response.pathsend": {}},
+    }
+    await app(scope, receive, send)
+
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
+    assert sent[0]["status"] == 200
+    assert Path(sent[1]["path"]).read_bytes() == VIDEO

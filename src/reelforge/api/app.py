@@ -82,11 +82,12 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     errors.install(app)
     routers = (
+        # First: a player's Range requests on signed URLs are matched before all other routes.
+        files.router,
         health.router,
         metrics.router,
         accounts.router,
         videos.router,
-        files.router,
         gateway.router,
         admin.router,
         webhooks.router,
