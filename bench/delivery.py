@@ -302,7 +302,8 @@ def benchmark(options: argparse.Namespace) -> int:
             f"{options.seconds:g} s, medians"
         )
         start = size // 3
-        kinds = {"full": None, "range": f"bytes={start}-{start + RANGE_BYTES - 1}"}
+        every = {"full": None, "range": f"bytes={start}-{start + RANGE_BYTES - 1}"}
+        kinds = {kind: every[kind] for kind in options.kinds}
         results: dict[tuple[str, str, int], list[Sample]] = {}
         for round_number in range(options.rounds):
             # Alternate which server goes first, so neither always follows the other.
@@ -312,15 +313,19 @@ def benchmark(options: argparse.Namespace) -> int:
                     for target in order:
                         sample = _wrk(target, connections, options.seconds, ranged)
                         results.setdefault((kind, target.name, connections), []).append(sample)
-        return _report(targets, results, options.connections)
+        return _report(targets, results, options.connections, options.kinds)
 
 
 def _report(
-    targets: list[Target], results: dict[tuple[str, str, int], list[Sample]], levels: list[int]
+    targets: list[Target],
+    results: dict[tuple[str, str, int], list[Sample]],
+    levels: list[int],
+    kinds: list[str],
 ) -> int:
     print(f"\n{'':<34}{'req/s':>9}{'MB/s':>9}{'p99 ms':>9}{'errors':>8}{'x nginx':>9}  goal")
     failed = 0
-    for kind, goal in GOALS.items():
+    for kind in kinds:
+        goal = GOALS[kind]
         for connections in levels:
             anchor = _median(results[(kind, "nginx", connections)])
             label = "full download" if kind == "full" else "256 KiB range"
@@ -346,6 +351,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, nargs="+", default=[64, 200])
+    parser.add_argument("--kinds", nargs="+", choices=list(GOALS), default=list(GOALS))
     return benchmark(parser.parse_args())
 
 

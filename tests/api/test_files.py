@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.parser
 import hashlib
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,24 @@ async def test_a_whole_file_is_handed_to_the_server_by_pathsend(app: FastAPI, ad
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.pathsend"]
     assert sent[0]["status"] == 200
     assert Path(sent[1]["path"]).read_bytes() == VIDEO
+
+
+@pytest.mark.parametrize("route", ["signed", "api"])
+async def test_a_range_the_page_cache_lacks_is_read_all_the_same(
+    app: FastAPI, ada: Caller, paths: dict[str, str], route: str
+) -> None:
+    """A range is read inline only from the page cache; one that needs the disk is read on a
+    worker thread (here: after the file's cached pages are dropped)."""
+    video_id = paths["api"].split("/")[3]
+    path = runtime_of(app).storage.local_path(f"videos/{video_id}/video.mp4")
+    assert path is not None
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(descriptor)
+
+    response = await ada.client.get(paths[route], headers={"Range": "bytes=300000-562143"})
+
+    assert (response.status_code, response.content) == (206, VIDEO[300000:562144])

@@ -20,7 +20,7 @@ from reelforge.api.errors import ApiError
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import ArchivedObject
 from reelforge.runtime import Runtime
-from reelforge.storage import ObjectNotFoundError, Storage
+from reelforge.storage import ObjectNotFoundError, Storage, StorageError
 
 _RANGE = re.compile(r"(\d*)-(\d*)")
 _MAX_DIGITS = 18
@@ -182,23 +182,51 @@ class DiskFile(FileResponse):
         await super().__call__({**scope, "headers": kept}, receive, send)
 
     async def _send_one_range(self, scope: Scope, send: Send, start: int, length: int) -> None:
-        """A player's seek: read in one call on a worker thread, sent as one body."""
+        """A player's seek: read at once, sent as one body.
+
+        What the page cache holds is read inline (a read that can't wait on the disk); only a
+        range that needs the disk goes to a worker thread, so the event loop never blocks on it.
+        """
+        body: bytes | None = b""
+        if scope["method"] != "HEAD":
+            body = _read_cached(self.path, start, length)
+        if body is None:
+            body = await anyio.to_thread.run_sync(_read, self.path, start, length)
         headers = MutableHeaders(raw=list(self.raw_headers))
         headers["content-range"] = f"bytes {start}-{start + length - 1}/{self.size}"
         headers["content-length"] = str(length)
         await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
-        body = b""
-        if scope["method"] != "HEAD":
-            body = await anyio.to_thread.run_sync(_read, self.path, start, length)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+; elsewhere every read is threaded
+
+
+def _read_cached(path: str | os.PathLike[str], start: int, length: int) -> bytes | None:
+    """The range if the page cache holds all of it, else None (the disk would be waited on)."""
+    if _NOWAIT is None:
+        return None
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        buffer = bytearray(length)
+        try:
+            read = os.preadv(descriptor, [buffer], start, _NOWAIT)
+        except (BlockingIOError, OSError):
+            return None
+        return bytes(buffer) if read == length else None
+    finally:
+        os.close(descriptor)
 
 
 def _read(path: str | os.PathLike[str], start: int, length: int) -> bytes:
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        return os.pread(descriptor, length, start)
+        data = os.pread(descriptor, length, start)
     finally:
         os.close(descriptor)
+    if len(data) != length:
+        raise StorageError(f"{path} ended before its byte {start + length - 1}")
+    return data
 
 
 async def _streamed(
