@@ -100,6 +100,21 @@ async def test_download_redirects_to_a_short_lived_presigned_url(
     assert ranged.content == ASSETS[variant][2:6]
 
 
+async def test_a_signed_url_redirects_to_the_bucket_too(
+    app: FastAPI, ada: Caller, client: httpx.AsyncClient, s3_bucket: S3Bucket
+) -> None:
+    video_id = await completed(app, ada)
+    file_url = (await ada.client.get(f"/api/videos/{video_id}")).json()["data"]["file_url"]
+
+    response = await client.get(file_url)
+
+    assert response.status_code == 307, response.text
+    assert response.headers["location"].startswith(s3_bucket.endpoint)
+    async with httpx.AsyncClient() as plain:
+        fetched = await plain.get(response.headers["location"])
+    assert fetched.content == ASSETS["video"]
+
+
 async def test_a_matching_etag_is_answered_without_a_redirect(app: FastAPI, ada: Caller) -> None:
     video_id = await completed(app, ada)
     first = await ada.client.get(f"/api/videos/{video_id}/download")

@@ -106,6 +106,8 @@ async def content_response(
 
 
 async def deliver(runtime: Runtime, request: Request, content: Content) -> Response:
+    """Answer for `content` whoever was found allowed to read it: 304, a presigned redirect,
+    an X-Accel-Redirect for nginx, or the file (whole, one range or several) from disk."""
     storage = runtime.storage
     headers = {
         "Accept-Ranges": "bytes",
