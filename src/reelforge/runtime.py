@@ -24,6 +24,7 @@ from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
 from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.lineage import Lineages
+from reelforge.services.links import FileLinks
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.sessions import Sessions
 from reelforge.services.tokens import Tokens
@@ -57,6 +58,7 @@ class Runtime:
     admin: Admin
     lineages: Lineages
     heartbeats: Heartbeats
+    links: FileLinks
     bus: Bus
     redis: Redis | None = None
     provider: Provider | None = None
@@ -112,7 +114,8 @@ def open_runtime(
     accounts = Accounts(database, quota=default_quota(settings))
     bus = RedisBus(redis, f"{settings.redis_key_prefix}:bus") if redis else LocalBus()
     lifecycle = Lifecycle(database, bus)
-    tokens = Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes))
+    secret = secret_key(settings)
+    tokens = Tokens(secret, timedelta(minutes=settings.token_ttl_minutes))
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -157,6 +160,7 @@ def open_runtime(
         admin=Admin(database, accounts, bus),
         lineages=Lineages(database),
         heartbeats=Heartbeats(database),
+        links=FileLinks(secret, timedelta(minutes=settings.signed_url_ttl_minutes)),
         bus=bus,
         redis=redis,
         provider=default,

@@ -207,6 +207,25 @@ class Settings(BaseSettings):
         validation_alias=_env("TOKEN_TTL_MINUTES"),
         description="Lifetime of JWT bearer tokens and browser sessions, in minutes.",
     )
+    signed_url_ttl_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 7)] = Field(
+        default=60,
+        validation_alias=_env("SIGNED_URL_TTL_MINUTES"),
+        description=(
+            "Lifetime of the signed file URLs (`file_url`, `downloads`, the studio's media), in "
+            "minutes; their expiry is rounded up to 10 minutes so a URL stays the same, and "
+            "cacheable, for a while."
+        ),
+    )
+    accel_redirect_prefix: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9._~/-]*/$",
+        validation_alias=_env("ACCEL_REDIRECT_PREFIX"),
+        description=(
+            "Behind nginx: answer downloads from local storage with `X-Accel-Redirect: "
+            "<prefix><key>` for an `internal` location that aliases the storage directory, so "
+            "nginx sends the bytes (docs/deploy.md). Unset: the server sends them itself."
+        ),
+    )
     admin_email: str = Field(
         default="admin@localhost",
         validation_alias=_env("ADMIN_EMAIL"),

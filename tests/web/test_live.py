@@ -18,6 +18,7 @@ from reelforge.domain.accounts import Account
 from reelforge.domain.catalog import provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.lifecycle import Lifecycle
+from reelforge.services.links import FileLinks
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import open_storage
 from reelforge.web.live import Live, TooManyConnections, Update, Watcher
@@ -26,6 +27,8 @@ from tests.support.accounts import PASSWORD
 pytestmark = pytest.mark.anyio
 
 CAP = 2
+
+LINKS = FileLinks("a test secret of thirty-two characters", timedelta(minutes=60))
 
 
 @dataclass
@@ -75,7 +78,7 @@ async def world(database: Database, accounts: Accounts) -> AsyncIterator[World]:
     bus = LocalBus()
     storage, spec = open_storage("memory://"), provider("emulator")
     videos = Videos(database, storage, spec, Lifecycle(database, bus), max_prompt_length=1000)
-    live = Live(bus, videos, connections_per_user=CAP, horizon=timedelta(hours=3))
+    live = Live(bus, videos, LINKS, connections_per_user=CAP, horizon=timedelta(hours=3))
     async with anyio.create_task_group() as tasks:
         await tasks.start(live.run)
         yield World(live, videos, accounts, bus)
@@ -218,8 +221,8 @@ async def test_an_update_read_before_one_already_sent_is_dropped(
     watcher, seen = await world.watch(owner)
     view = await world.videos.get(owner, video_id)
 
-    await watcher.deliver(Update.of(view, read_at=2))
-    await watcher.deliver(Update.of(view, read_at=1))
+    await watcher.deliver(Update.of(view, read_at=2, links=LINKS))
+    await watcher.deliver(Update.of(view, read_at=1, links=LINKS))
 
     assert len(seen.updates) == 1
 

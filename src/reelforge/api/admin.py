@@ -176,7 +176,9 @@ async def failed_videos(
     return Envelope(
         data=[
             FailedOut(
-                video=VideoOut.of(r.video), owner_email=r.owner_email, last_error=r.last_error
+                video=VideoOut.of(r.video, runtime.links),
+                owner_email=r.owner_email,
+                last_error=r.last_error,
             )
             for r in rows
         ]
@@ -189,7 +191,7 @@ async def inspect_job(video_id: str, admin: AdminAccount, runtime: RuntimeDep) -
     events = await runtime.admin.events(video_id)
     return Envelope(
         data=JobOut(
-            video=VideoOut.of(job.video),
+            video=VideoOut.of(job.video, runtime.links),
             owner_email=job.owner_email,
             attempts=job.attempts,
             next_check_at=job.next_check_at,

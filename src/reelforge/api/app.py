@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from reelforge import __version__
-from reelforge.api import accounts, admin, errors, gateway, health, metrics, videos, webhooks
+from reelforge.api import (
+    accounts,
+    admin,
+    errors,
+    files,
+    gateway,
+    health,
+    metrics,
+    videos,
+    webhooks,
+)
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.bus.seats import seats_for
 from reelforge.db import migrate
@@ -73,6 +83,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     errors.install(app)
     routers = (
+        # First: a player's Range requests on signed URLs are matched before all other routes.
+        files.router,
         health.router,
         metrics.router,
         accounts.router,
@@ -176,6 +188,7 @@ async def _start_live(runtime: Runtime, stack: AsyncExitStack, *, on_signals: bo
     live = Live(
         runtime.bus,
         runtime.videos,
+        runtime.links,
         connections_per_user=settings.realtime_connections_per_user,
         horizon=timedelta(minutes=settings.job_deadline_minutes),
         seats=seats_for(runtime.redis, settings.redis_key_prefix),

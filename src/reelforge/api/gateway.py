@@ -188,6 +188,7 @@ async def delete_video(
     },
     summary="Download a video, its thumbnail or its spritesheet (OpenAI Videos protocol)",
 )
+@router.head("/{video_id}/content", include_in_schema=False)
 async def download_content(
     video_id: str,
     request: Request,
@@ -197,7 +198,7 @@ async def download_content(
 ) -> Response:
     with _protocol_conflicts():
         stored = await runtime.videos.archived(account, video_id, variant)
-    return await content_response(runtime.videos, request, stored, variant, video_id)
+    return await content_response(runtime, request, stored, variant, video_id)
 
 
 @router.post(

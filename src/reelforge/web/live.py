@@ -32,6 +32,7 @@ from reelforge.domain.errors import NotFoundError
 from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import MAX_LIST_LIMIT, VideoView
 from reelforge.logs import get_logger
+from reelforge.services.links import FileLinks
 from reelforge.services.videos import Videos
 
 log = get_logger("reelforge.live")
@@ -61,9 +62,9 @@ class Update:
         self.event_id = str(time.time_ns() // 1_000_000)
 
     @classmethod
-    def of(cls, view: VideoView, read_at: int) -> Update:
+    def of(cls, view: VideoView, read_at: int, links: FileLinks) -> Update:
         """The video as `GET /api/videos/{id}` has it in `data`, plus the guide's `videoId`."""
-        payload = VideoOut.of(view).model_dump(mode="json")
+        payload = VideoOut.of(view, links).model_dump(mode="json")
         return cls(view.id, {"videoId": view.id, **payload}, read_at)
 
     @classmethod
@@ -132,6 +133,7 @@ class Live:
         self,
         bus: Bus,
         videos: Videos,
+        links: FileLinks,
         *,
         connections_per_user: int,
         horizon: timedelta,
@@ -139,6 +141,7 @@ class Live:
     ) -> None:
         self._bus = bus
         self._videos = videos
+        self._links = links
         self._cap = connections_per_user
         # The cap counts a user's connections in every process (LocalSeats: this one only).
         self._seats = seats or LocalSeats()
@@ -207,7 +210,7 @@ class Live:
             return False
         watcher.videos.add(video_id)
         self._following.setdefault(video_id, set()).add(watcher)
-        await watcher.deliver(Update.of(view, read_at))
+        await watcher.deliver(Update.of(view, read_at, self._links))
         return True
 
     def followers(self, video_id: str) -> int:
@@ -229,7 +232,7 @@ class Live:
         for view in views:
             if view.id not in seen:
                 seen.add(view.id)
-                await watcher.deliver(Update.of(view, read_at))
+                await watcher.deliver(Update.of(view, read_at, self._links))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Follow the bus until cancelled; started once the subscription is in place."""
@@ -300,7 +303,8 @@ class Live:
             return
         read_at = time.monotonic_ns()
         try:
-            update = Update.of(await self._videos.get(targets[0].account, video_id), read_at)
+            view = await self._videos.get(targets[0].account, video_id)
+            update = Update.of(view, read_at, self._links)
         except NotFoundError:
             update = Update.gone(video_id, read_at)
         for watcher in self._targets(video_id, owner_id):

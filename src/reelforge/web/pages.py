@@ -20,6 +20,7 @@ from reelforge.domain.errors import InputError, NotFoundError
 from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import VideoView
 from reelforge.services.lineage import Lineage
+from reelforge.services.links import FileLinks
 from reelforge.web.templating import STATIC_DIR, render, static_url, templates
 
 router = APIRouter(include_in_schema=False)
@@ -63,9 +64,9 @@ def not_found(request: Request, account: Account | None, what: str = "page") -> 
     return render(request, "not_found.html", account, {"what": what}, status_code=404)
 
 
-def video_json(view: VideoView) -> dict[str, Any]:
+def video_json(view: VideoView, links: FileLinks) -> dict[str, Any]:
     """A video as the API (and its live streams) show it, for the page's script."""
-    return VideoOut.of(view).model_dump(mode="json")
+    return VideoOut.of(view, links).model_dump(mode="json")
 
 
 def model_json(model: ModelSpec) -> dict[str, Any]:
@@ -125,7 +126,7 @@ async def gallery(
         account,
         {
             "videos": items,
-            "videos_json": [video_json(v) for v in items],
+            "videos_json": [video_json(v, runtime.links) for v in items],
             "filters": filters,
             "filtered": any(filters.values()),
             "statuses": list(VideoStatus),
@@ -199,7 +200,7 @@ async def video_page(
         account,
         {
             "video": view,
-            "video_json": video_json(view),
+            "video_json": video_json(view, runtime.links),
             "events": events,
             "lineage": lineage,
             "compare_with": _compare_candidates(lineage, view),
