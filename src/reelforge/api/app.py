@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
             await _listen(runtime, stack)
             app.state.live = await _start_live(runtime, stack, on_signals=serving)
             if settings.embedded_worker:
-                app.state.engine = await _start_engine(runtime, providers, stack)
+                app.state.engine = await _start_engine(runtime, runtime.providers, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
             yield
 
