@@ -59,7 +59,7 @@ class TotalsCollector(Collector):
         ledger = GaugeMetricFamily(
             "reelforge_ledger_usd",
             "The ledger's sum by kind (USD): reserve, settle (final cost less the estimate), "
-            "refund (negative).",
+            "refund (negative), import (0: imported videos were paid for elsewhere).",
             labels=["kind"],
         )
         for kind, amount in sorted(figures.ledger.items()):
