@@ -77,7 +77,8 @@ class TotalsCollector(Collector):
         if beat is not None:
             yield GaugeMetricFamily(
                 "reelforge_worker_heartbeat_age_seconds",
-                "Seconds since any separate worker last recorded a heartbeat.",
+                "Seconds since any job engine (a separate worker or the embedded one) last "
+                "recorded a heartbeat.",
                 value=max(0.0, self.now - beat.timestamp()),
             )
 
