@@ -193,7 +193,7 @@ async def _redis(runtime: Runtime) -> Finding:
     return Finding("redis", False, error, "check REELFORGE_REDIS_URL and that Redis runs")
 
 
-# Where each provider is reached, and what to set when it fails (the default's name first).
+# Each vendor's base-URL setting, and the variables to check when it fails.
 _PROVIDER_SETTINGS = {
     "openai": ("openai_base_url", "REELFORGE_OPENAI_BASE_URL and OPENAI_API_KEY"),
     "fal": ("fal_base_url", "REELFORGE_FAL_BASE_URL and FAL_KEY"),
