@@ -28,11 +28,13 @@ from reelforge.services.links import FileLinks
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.sessions import Sessions
 from reelforge.services.tokens import Tokens
+from reelforge.services.upstream_calls import CountedProvider, UpstreamTally
 from reelforge.services.videos import Videos
 from reelforge.services.webhook_delivery import Deliverer
 from reelforge.services.webhook_endpoints import Webhooks
 from reelforge.settings import ProviderName, Settings
 from reelforge.storage import Storage, open_storage
+from reelforge.worker.engine import worker_name
 
 Check = Callable[[], Awaitable[object]]
 
@@ -59,6 +61,7 @@ class Runtime:
     lineages: Lineages
     heartbeats: Heartbeats
     links: FileLinks
+    upstream_calls: UpstreamTally
     bus: Bus
     redis: Redis | None = None
     provider: Provider | None = None
@@ -72,6 +75,7 @@ class Runtime:
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+        await self.upstream_calls.flush()
         await self.bus.aclose()
         if self.redis is not None:
             await self.redis.aclose()
@@ -92,13 +96,17 @@ def open_runtime(
     configured = dict(providers or {})
     if provider is not None:
         configured.setdefault(provider.name, provider)
-    default = provider or (next(iter(configured.values())) if configured else None)
+    default_name = (provider or next(iter(configured.values()))).name if configured else None
     routes = Routes.of(
         configured or [p.value for p in settings.enabled_providers],
-        default=default.name if default is not None else settings.provider.value,
+        default=default_name or settings.provider.value,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
+    # Every upstream call this process makes is counted for /metrics (services/upstream_calls).
+    tally = UpstreamTally(database, worker_name())
+    configured = {name: CountedProvider(each, tally) for name, each in configured.items()}
+    default = configured[default_name] if default_name is not None else None
     storage = open_storage(
         settings.resolved_storage_url,
         s3_endpoint_url=settings.s3_endpoint_url,
@@ -159,7 +167,8 @@ def open_runtime(
         ),
         admin=Admin(database, accounts, bus),
         lineages=Lineages(database),
-        heartbeats=Heartbeats(database),
+        heartbeats=Heartbeats(database, on_beat=tally.flush),
+        upstream_calls=tally,
         links=FileLinks(secret, timedelta(minutes=settings.signed_url_ttl_minutes)),
         bus=bus,
         redis=redis,

@@ -310,8 +310,9 @@ class Settings(BaseSettings):
         validation_alias=_env("WORKER_SILENCE_SECONDS"),
         description=(
             "With the worker outside the server (`REELFORGE_EMBEDDED_WORKER=false`), `/ready` "
-            "answers 503 (`workers` entry) when no worker's heartbeat is this recent; empty "
-            "leaves workers out of `/ready`."
+            "answers 503 (`workers` entry) when no worker's heartbeat is this recent; embedded, "
+            "503 (`engine` entry) when the engine's loop has not turned for this long. Empty "
+            "leaves workers out of `/ready` and the embedded loop's silence unchecked."
         ),
     )
     lease_seconds: Annotated[int, Field(ge=10, le=3600)] = Field(

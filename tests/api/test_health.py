@@ -131,3 +131,19 @@ async def test_log_lines_are_json_with_the_request_id(
     assert request_lines[-1]["request_id"] == "trace-me"
     assert request_lines[-1]["status"] == 200
     assert request_lines[-1]["route"] == "/health"
+
+
+async def test_ready_reports_the_embedded_engine_by_its_loop(make_settings: Any) -> None:
+    app = create_app(make_settings(worker_silence_seconds=60))
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/ready")
+        watch = app.state.engine
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["engine"]["ok"] is True
+    assert "workers" not in response.json()["checks"]
+    assert watch.engine.turned_at is not None
+    # The lifespan's end asked the loop to stop: from then on /ready would say so.
+    assert watch.ended == "stopped"

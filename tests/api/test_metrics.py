@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from reelforge.api.app import create_app
-from tests.support.api import MakeCaller, archive, runtime_of
+from tests.api.test_end_to_end import wait_until_finished
+from tests.support.api import MakeCaller, archive, callers, runtime_of
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +58,8 @@ async def test_videos_queue_archive_and_spend(app: FastAPI, make_caller: MakeCal
     reserved = figures[("reelforge_ledger_usd", (("kind", "reserve"),))]
     assert Decimal(str(reserved)) == 2 * Decimal(first["cost"]["estimate"])
     assert figures[("reelforge_spend_usd", ())] == reserved
-    assert ("reelforge_upstream_polls_total", (("provider", "emulator"),)) in figures
+    for gauge in ("reelforge_video_polls", "reelforge_archive_retries"):
+        assert figures[(gauge, (("provider", "emulator"),))] == 0
 
 
 async def test_every_process_reports_the_same_installation(
@@ -83,3 +86,44 @@ async def test_every_process_reports_the_same_installation(
 
     assert installation(here) == installation(there)
     assert installation(here)
+
+
+async def test_a_run_counts_upstream_calls_by_outcome_and_times_each_step(
+    working_app: FastAPI,
+) -> None:
+    async with AsyncExitStack() as stack:
+        ada = await (await callers(working_app, stack))("ada@example.com")
+        # The emulator answers this create's first attempt 429: the engine tries again.
+        body = {"prompt": "a fox [[429=1]]", "size": "1280x720", "seconds": "4"}
+        made = (await ada.client.post("/api/videos", json=body)).json()["data"]
+        video = await wait_until_finished(ada, made["id"])
+        figures = await scrape(working_app)
+
+    assert video["status"] == "completed", video
+
+    def calls(name: str, operation: str, code: str) -> float:
+        labels = (("code", code), ("operation", operation), ("provider", "emulator"))
+        return figures.get((name, labels), 0.0)
+
+    assert calls("reelforge_upstream_calls_total", "create", "429") == 1
+    assert calls("reelforge_upstream_errors_total", "create", "429") == 1
+    assert calls("reelforge_upstream_calls_total", "create", "ok") == 1
+    assert calls("reelforge_upstream_errors_total", "create", "ok") == 0
+    assert calls("reelforge_upstream_calls_total", "retrieve", "ok") >= 1
+    assert calls("reelforge_upstream_calls_total", "download", "ok") >= 1
+    for step in ("queue", "generation", "archive"):
+        labels = (("provider", "emulator"), ("step", step))
+        assert figures[("reelforge_job_step_seconds_count", labels)] == 1
+        buckets = [
+            value
+            for (name, found), value in figures.items()
+            if name == "reelforge_job_step_seconds_bucket" and dict(found)["step"] == step
+        ]
+        assert max(buckets) == 1
+        assert figures[("reelforge_job_step_seconds_bucket", (("le", "+Inf"), *labels))] == 1
+        assert figures[("reelforge_job_step_seconds_sum", labels)] >= 0
+    generation = figures[
+        ("reelforge_job_step_seconds_sum", (("provider", "emulator"), ("step", "generation")))
+    ]
+    # The emulator takes a while to render: the step's time is measured, not zero.
+    assert generation > 0

@@ -127,6 +127,22 @@ def test_an_unreachable_provider(migrated: Path, monkeypatch: pytest.MonkeyPatch
     assert "OPENAI_API_KEY" in lines(result)["provider"]
 
 
+def test_each_configured_provider_is_checked_by_name(
+    migrated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REELFORGE_PROVIDERS", "emulator,fal")
+    monkeypatch.setenv("FAL_KEY", "fal-test")
+    monkeypatch.setenv("REELFORGE_FAL_BASE_URL", "http://127.0.0.1:1")
+
+    result = runner.invoke(app, ["doctor"])
+
+    assert result.exit_code == 1
+    assert failed(result) == {"provider:fal"}
+    assert "http://127.0.0.1:1" in lines(result)["provider:fal"]
+    assert "fix: check REELFORGE_FAL_BASE_URL and FAL_KEY" in lines(result)["provider:fal"]
+    assert "emulator at the built-in emulator answers" in lines(result)["provider"]
+
+
 def test_separate_workers_silent_then_beating(
     migrated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -82,6 +82,14 @@ def test_export_then_import_into_a_fresh_installation(
             stored = fresh / "objects" / str(copy[f"{variant}_key"])
             assert sha256(stored) == digest
     assert target[made[1]]["remixed_from_video_id"] == made[0]
+    # Made and paid for on the other installation: here a zero `import` row each, and none
+    # of them counts against the importing user's quota, budget or spend.
+    with sqlite3.connect(fresh / "reelforge.db") as db:
+        ledger = db.execute("select video_id, kind, amount from ledger").fetchall()
+    assert sorted(ledger) == sorted((video_id, "import", 0) for video_id in source)
+    usage = ok(on(fresh).invoke(app, ["quota", "show", ADMIN_EMAIL]))
+    assert f"{ADMIN_EMAIL}: 0 of " in usage
+    assert "spent 0.00 USD this month" in usage
 
 
 def test_an_interrupted_export_resumes_where_it_stopped(

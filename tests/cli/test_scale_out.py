@@ -41,41 +41,52 @@ def _key(server: Server) -> str:
     return key
 
 
+def _migrated(database_url: str, data: Path) -> str:
+    """The database the servers share: PostgreSQL migrated as an operator would (`reelforge
+    migrate`), or SQLite in the API server's data directory (it migrates its own)."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite+aiosqlite:///{data / 'reelforge.db'}"
+    env = {"REELFORGE_DATABASE_URL": database_url, "REELFORGE_DATA_DIR": str(data)}
+    migrated = CliRunner(env=env).invoke(app, ["migrate"])
+    assert migrated.exit_code == 0, migrated.output
+    return database_url
+
+
 def test_a_separate_worker_makes_the_videos_and_metrics_count_them(
-    upstream: RunningServer, tmp_path: Path
+    upstream: RunningServer, tmp_path: Path, database_url: str, anyio_backend: object
 ) -> None:
+    database = _migrated(database_url, tmp_path / "api" / "data")
     provider = {
         "REELFORGE_PROVIDER": "openai",
         "REELFORGE_OPENAI_BASE_URL": upstream.base_url,
         "REELFORGE_OPENAI_API_KEY": EMULATOR_API_KEY,
         "REELFORGE_EMBEDDED_WORKER": "false",
-        # Workers don't record heartbeats yet (the engine's loop will): leave them out of /ready.
+        "REELFORGE_DATABASE_URL": database,
+        # The server is up before any worker: /ready's workers entry has its own tests.
         "REELFORGE_WORKER_SILENCE_SECONDS": "",
     }
     with serving(tmp_path / "api", provider) as server:
         data = server.data_dir
         environment = worker_environment(
-            database_url=f"sqlite+aiosqlite:///{data / 'reelforge.db'}",
+            database_url=database,
             storage_url=(data / "objects").as_uri(),
             provider_base_url=upstream.base_url,
             data_dir=data,
         )
         cli = CliRunner(env={"REELFORGE_URL": server.url, "REELFORGE_API_KEY": _key(server)})
         with workers_in(environment, tmp_path / "workers") as workers:
-            workers.start()
+            worker = workers.start()
             made = [
                 cli.invoke(app, ["generate", prompt, "--size", "1280x720", "--wait"])
                 for prompt in ("a kite", "a boat")
             ]
             assert [result.exit_code for result in made] == [0, 0], workers.logs()
-        cost = sum(
-            float(
-                json.loads(cli.invoke(app, ["show", r.stdout.strip(), "--json"]).stdout)["cost"][
-                    "final"
-                ]
-            )
-            for r in made
-        )
+            # Stopped as an orchestrator stops it: it writes its last upstream counts.
+            worker.terminate()
+            assert worker.process.wait(timeout=60) == 0, workers.logs()
+        shown = [
+            json.loads(cli.invoke(app, ["show", r.stdout.strip(), "--json"]).stdout) for r in made
+        ]
         text = httpx.get(f"{server.url}/metrics").text
 
     figures = {
@@ -83,9 +94,25 @@ def test_a_separate_worker_makes_the_videos_and_metrics_count_them(
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+    def calls(name: str, operation: str, code: str) -> float:
+        labels = (("code", code), ("operation", operation), ("provider", "openai"))
+        return figures.get((name, labels), 0.0)
+
     completed = (("provider", "openai"), ("state", "completed"))
     assert figures[("reelforge_videos", completed)] == 2
-    assert figures[("reelforge_upstream_polls_total", (("provider", "openai"),))] >= 2
+    # The worker's calls, counted in its process and read here from the database.
+    assert calls("reelforge_upstream_calls_total", "create", "ok") == 2
+    assert calls("reelforge_upstream_calls_total", "retrieve", "ok") >= 2
+    assert calls("reelforge_upstream_calls_total", "download", "ok") >= 2
+    assert not [key for key in figures if key[0] == "reelforge_upstream_errors_total"]
+    assert figures[("reelforge_video_polls", (("provider", "openai"),))] >= 2
+    for step in ("queue", "generation", "archive"):
+        labels = (("provider", "openai"), ("step", step))
+        assert figures[("reelforge_job_step_seconds_count", labels)] == 2
     assert figures[("reelforge_archive_bytes", ())] > 0
+    cost = sum(float(video["cost"]["final"]) for video in shown)
     assert figures[("reelforge_spend_usd", ())] == pytest.approx(cost)
     assert figures[("reelforge_queue_lag_seconds", ())] == 0
+    # The separate worker said it was alive.
+    assert ("reelforge_worker_heartbeat_age_seconds", ()) in figures

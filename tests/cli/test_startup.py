@@ -25,6 +25,8 @@ runner = CliRunner()
         ),
         ({"REELFORGE_EMULATOR_FAILURE_RATE": "lots"}, "REELFORGE_EMULATOR_FAILURE_RATE"),
         ({"REELFORGE_PROVIDER": "veo3"}, "REELFORGE_PROVIDER"),
+        # A provider beside the default is built at start too: checked the same way.
+        ({"REELFORGE_PROVIDERS": "emulator,fal"}, "FAL_KEY"),
         ({"REELFORGE_STORAGE_URL": "s3://"}, "REELFORGE_STORAGE_URL"),
         ({"REELFORGE_DATABASE_URL": "postgresql+asyncpg://x:y@host:port/db"}, "DATABASE_URL"),
     ],

@@ -28,6 +28,7 @@ TABLES = {
     "webhook_deliveries",
     "worker_heartbeats",
     "ended_sessions",
+    "upstream_calls",
 }
 
 

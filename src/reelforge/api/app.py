@@ -31,6 +31,7 @@ from reelforge.logs import configure_logging, get_logger
 from reelforge.providers.base import Provider
 from reelforge.providers.registry import build_providers
 from reelforge.runtime import Runtime, open_runtime
+from reelforge.services.engine_watch import EngineWatch
 from reelforge.settings import ProviderName, Settings, load_settings
 from reelforge.web import pages, security, sockets, streams
 from reelforge.web.live import Live
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
             await _listen(runtime, stack)
             app.state.live = await _start_live(runtime, stack, on_signals=serving)
             if settings.embedded_worker:
-                await _start_engine(runtime, providers, stack)
+                app.state.engine = await _start_engine(runtime, runtime.providers, stack)
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
             yield
 
@@ -205,9 +206,13 @@ async def _start_live(runtime: Runtime, stack: AsyncExitStack, *, on_signals: bo
 
 async def _start_engine(
     runtime: Runtime, providers: Mapping[str, Provider], stack: AsyncExitStack
-) -> None:
-    """Run the job engine inside this process (the embedded mode, DESIGN.md §1)."""
+) -> EngineWatch:
+    """Run the job engine inside this process (the embedded mode, DESIGN.md §1), watched by
+    `/ready`'s `engine` entry."""
     engine = engine_for(runtime, providers)
+    silence = runtime.settings.worker_silence_seconds
+    watch = EngineWatch(engine, None if silence is None else timedelta(seconds=silence))
+    runtime.checks["engine"] = watch.check
     stopping = anyio.Event()
     tasks = await stack.enter_async_context(anyio.create_task_group())
     # Runs before the task group exits: the engine stops claiming and drains its steps.
@@ -219,7 +224,8 @@ async def _start_engine(
 
     runtime.videos.on_accepted = accepted
     runtime.inbound.on_nudge = accepted
-    tasks.start_soon(engine.run, stopping)
+    tasks.start_soon(watch.run, stopping)
+    return watch
 
 
 def app_from_environment() -> FastAPI:

@@ -91,7 +91,7 @@ async def diagnose() -> list[Finding]:
         findings.append(unopened or await _storage(runtime))
         if runtime.redis is not None:
             findings.append(await _redis(runtime))
-        findings.append(await _provider(settings, stack))
+        findings.extend(await _providers(settings, stack))
         findings.append(await _workers(runtime, migrated.ok))
     return findings
 
@@ -193,21 +193,37 @@ async def _redis(runtime: Runtime) -> Finding:
     return Finding("redis", False, error, "check REELFORGE_REDIS_URL and that Redis runs")
 
 
-async def _provider(settings: Settings, stack: AsyncExitStack) -> Finding:
-    from reelforge.api.app import provider_for
+# Each vendor's base-URL setting, and the variables to check when it fails.
+_PROVIDER_SETTINGS = {
+    "openai": ("openai_base_url", "REELFORGE_OPENAI_BASE_URL and OPENAI_API_KEY"),
+    "fal": ("fal_base_url", "REELFORGE_FAL_BASE_URL and FAL_KEY"),
+    "veo": ("gemini_base_url", "REELFORGE_GEMINI_BASE_URL and GEMINI_API_KEY"),
+}
 
-    provider = provider_for(settings, stack)
-    stack.push_async_callback(provider.aclose)
-    error = await _attempt(provider.check)
-    where = settings.openai_base_url or "the built-in emulator"
-    if error is None:
-        return Finding("provider", True, f"{settings.provider.value} at {where} answers")
-    return Finding(
-        "provider",
-        False,
-        f"{settings.provider.value} at {where}: {error}",
-        "check REELFORGE_OPENAI_BASE_URL and OPENAI_API_KEY (a key the endpoint accepts)",
-    )
+
+async def _providers(settings: Settings, stack: AsyncExitStack) -> list[Finding]:
+    """One finding per configured provider, named as on `/ready`: `provider` for the default,
+    `provider:NAME` for each other one in REELFORGE_PROVIDERS."""
+    from reelforge.api.app import providers_for
+
+    providers = providers_for(settings, stack)
+    for provider in providers.values():
+        stack.push_async_callback(provider.aclose)
+    findings = []
+    for index, (name, provider) in enumerate(providers.items()):
+        part = "provider" if index == 0 else f"provider:{name}"
+        base_url, variables = _PROVIDER_SETTINGS.get(
+            name, ("", "the REELFORGE_EMULATOR_* settings")
+        )
+        where = getattr(settings, base_url, None) if base_url else "the built-in emulator"
+        where = where or f"{name}'s default endpoint"
+        error = await _attempt(provider.check)
+        if error is None:
+            findings.append(Finding(part, True, f"{name} at {where} answers"))
+        else:
+            fix = f"check {variables} (a key the endpoint accepts)"
+            findings.append(Finding(part, False, f"{name} at {where}: {error}", fix))
+    return findings
 
 
 async def _workers(runtime: Runtime, migrated: bool) -> Finding:

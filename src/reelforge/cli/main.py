@@ -140,7 +140,7 @@ async def _work(settings: Settings, concurrency: int | None) -> None:
         stack.push_async_callback(runtime.close)
         if settings.is_embedded_database:
             await migrations.upgrade(settings.resolved_database_url)
-        engine = engine_for(runtime, providers, concurrency=concurrency)
+        engine = engine_for(runtime, runtime.providers, concurrency=concurrency)
         console.print(f"Reelforge worker {engine.owner} is running; Ctrl-C or SIGTERM drains it.")
         await run_until_signalled(engine)
 

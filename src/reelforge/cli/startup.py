@@ -54,10 +54,17 @@ def storage_url_problem(settings: Settings) -> str | None:
 
 
 async def provider_problem(settings: Settings) -> str | None:
-    """Why the configured provider can't be built, naming the variable; None when it can."""
+    """Why any configured provider (the default and every one in REELFORGE_PROVIDERS) can't be
+    built, naming the variables; None when all can."""
+    problems = [await _one_provider_problem(settings, name) for name in settings.enabled_providers]
+    found = [problem for problem in problems if problem is not None]
+    return "\n  ".join(found) if found else None
+
+
+async def _one_provider_problem(settings: Settings, name: ProviderName) -> str | None:
     from pydantic import ValidationError
 
-    if settings.provider is ProviderName.EMULATOR:
+    if name is ProviderName.EMULATOR:
         from reelforge.emulator.settings import ENV_PREFIX, EmulatorSettings
 
         try:
@@ -73,7 +80,7 @@ async def provider_problem(settings: Settings) -> str | None:
     from reelforge.settings import SettingsError
 
     try:
-        provider = build_provider(settings)
+        provider = build_provider(settings, name=name)
     except SettingsError as exc:
         return str(exc)
     await provider.aclose()

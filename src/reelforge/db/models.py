@@ -182,12 +182,13 @@ class VideoEvent(Base):
 
 
 class LedgerEntry(Base):
-    """Money moves: one reserve, settle or refund per video, never two."""
+    """Money moves: one reserve, settle or refund per video, never two; `import` (nothing
+    spent here) marks a video brought in by `reelforge import`, which counts against no quota."""
 
     __tablename__ = "ledger"
     __table_args__ = (
         UniqueConstraint("video_id", "kind"),
-        CheckConstraint("kind IN ('reserve', 'settle', 'refund')", name="kind"),
+        CheckConstraint("kind IN ('reserve', 'settle', 'refund', 'import')", name="kind"),
         Index("ix_ledger_user_created", "user_id", "created_at"),
     )
 
@@ -284,3 +285,17 @@ class EndedSession(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UpstreamCall(Base):
+    """How many calls one process made upstream, by provider, operation and outcome (`/metrics`
+    adds the processes up); each process writes its own running totals."""
+
+    __tablename__ = "upstream_calls"
+
+    process: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(20), primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -241,6 +241,8 @@ async def videos_counted_since(connection: AsyncConnection, owner_id: str, since
         Video.owner_id == owner_id,
         Video.created_at >= since,
         Video.job_state.not_in(UNCOUNTED_STATES),
+        # Imported videos (`reelforge import`) were made, and counted, elsewhere.
+        ~exists().where(LedgerEntry.video_id == Video.id, LedgerEntry.kind == "import"),
     )
     return int(await connection.scalar(query) or 0)
 

@@ -32,7 +32,7 @@ import anyio
 from sqlalchemy import select
 
 from reelforge.db.engine import Database
-from reelforge.db.models import User, Video
+from reelforge.db.models import LedgerEntry, User, Video
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import InputError, NotFoundError
 from reelforge.domain.states import JobState
@@ -189,6 +189,12 @@ class Exports:
             if lineage is not None and await session.get(Video, lineage) is None:
                 lineage = None
             session.add(_row(entry, owner, lineage, stored))
+            await session.flush()  # the video before its ledger row (no relationship orders them)
+            # Spent on the other installation: a zero row that keeps it out of this one's
+            # quota (db.videos.videos_counted_since), budget and spend.
+            session.add(
+                LedgerEntry(user_id=owner, video_id=video_id, kind="import", amount=Decimal(0))
+            )
         return True
 
 

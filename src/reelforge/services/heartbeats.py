@@ -3,6 +3,7 @@ when any last did."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
@@ -17,8 +18,12 @@ class WorkersSilentError(Exception):
 
 
 class Heartbeats:
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self, database: Database, on_beat: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self._database = database
+        # What a live process reports with each beat besides being alive (its upstream calls).
+        self._on_beat = on_beat
 
     async def beat(self, name: str) -> None:
         """Record that the worker `name` is alive now (its row is made on the first beat)."""
@@ -31,6 +36,8 @@ class Heartbeats:
                 await connection.execute(
                     insert(WorkerHeartbeat).values(name=name, started_at=now, beat_at=now)
                 )
+        if self._on_beat is not None:
+            await self._on_beat()
 
     async def latest(self) -> datetime | None:
         """When any worker last beat; None if none ever did."""

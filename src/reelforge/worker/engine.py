@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import anyio
 from anyio.abc import TaskGroup
@@ -81,6 +81,7 @@ class Engine:
         self._full = False
         self._holding: set[_Held] = set()
         self.owner = owner or worker_name()
+        self.turned_at: datetime | None = None  # when the claim loop last went round (/ready)
 
     def wake(self) -> None:
         """Look for due work now (a video was accepted, a webhook nudged one)."""
@@ -98,6 +99,7 @@ class Engine:
             async with self._stepping() as steps:
                 steps.start_soon(self._wake_when, stopping)
                 while not stopping.is_set():
+                    self.turned_at = utcnow()
                     claimed = await self._claim()
                     for claim in claimed:
                         self._in_flight += 1
