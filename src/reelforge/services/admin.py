@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from reelforge.bus import Bus, Notice, Topic
+from reelforge.bus import Bus
 from reelforge.db import admin as queries
 from reelforge.db import webhooks
 from reelforge.db.engine import Database
@@ -92,9 +92,5 @@ class Admin:
             raise NotFoundError("user", user_id)
         if disabled and account.id == admin.id:
             raise ConflictError("you can't disable your own account", field="disabled")
-        changed = await self._accounts.set_disabled(account.email, disabled)
-        # Whoever holds this user's connections (live streams) drops them.
-        await self._bus.publish(
-            Notice(Topic.ACCOUNT, changed.id, changed.id, frozenset({"disabled"}))
-        )
-        return changed
+        # The account service tells every process (caches, live streams) once it is written.
+        return await self._accounts.set_disabled(account.email, disabled)
