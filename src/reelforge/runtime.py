@@ -155,7 +155,7 @@ def open_runtime(
         deliverer=Deliverer(
             database, allow_private_addresses=settings.webhook_allow_private_addresses
         ),
-        admin=Admin(database, accounts, bus),
+        admin=Admin(database, accounts),
         lineages=Lineages(database),
         heartbeats=Heartbeats(database),
         bus=bus,

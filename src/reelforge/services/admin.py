@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from reelforge.bus import Bus
 from reelforge.db import admin as queries
 from reelforge.db import webhooks
 from reelforge.db.engine import Database
@@ -34,10 +33,9 @@ def _check_limit(limit: int) -> int:
 class Admin:
     """Reads across every user, and the few writes only an admin makes."""
 
-    def __init__(self, database: Database, accounts: Accounts, bus: Bus) -> None:
+    def __init__(self, database: Database, accounts: Accounts) -> None:
         self._database = database
         self._accounts = accounts
-        self._bus = bus
 
     async def activity(self, days: int) -> list[DayActivity]:
         """The last `days` days (today included), every day present, oldest first."""
