@@ -16,12 +16,17 @@ never answers for a grant the database may have taken back. Nothing expires by t
 
 What a read keeps is kept only if no notice arrived since it asked (`generation`): a read that
 raced a change can't put the old row back after the change dropped it.
+
+Within `one_look()` (an HTTP request: api/edge.py) the answer of the first look serves every
+read after it: the request then answers as of that moment, which came after it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -38,6 +43,34 @@ Value = TypeVar("Value")
 MAX_ENTRIES = 50_000
 # A look at the counter that takes longer than this counts as "unknown": read the database.
 CHECK_TIMEOUT_SECONDS = 0.5
+
+
+class _Looks:
+    """The answers of the looks taken in one request, by cache, while the request runs."""
+
+    __slots__ = ("answers", "open")
+
+    def __init__(self) -> None:
+        self.answers: dict[int, bool] = {}
+        self.open = True
+
+
+_LOOKS: ContextVar[_Looks | None] = ContextVar("reelforge_read_cache_looks", default=None)
+
+
+@contextmanager
+def one_look() -> Iterator[None]:
+    """Every read of a cache in the block goes by that cache's first look (one per request).
+
+    Closed when the block ends: a task the request started, which holds a copy of its
+    context, looks for itself again from then on."""
+    looks = _Looks()
+    token = _LOOKS.set(looks)
+    try:
+        yield
+    finally:
+        looks.open = False
+        _LOOKS.reset(token)
 
 
 @dataclass
@@ -72,6 +105,14 @@ class ReadCache:
     async def current(self) -> int | None:
         """The generation to keep reads under when memory may answer now; None when it may
         not (read the database, keep nothing)."""
+        looks = _LOOKS.get()
+        if looks is None or not looks.open:
+            return await self._look()
+        if id(self) not in looks.answers:
+            looks.answers[id(self)] = await self._look() is not None
+        return self._generation if looks.answers[id(self)] else None
+
+    async def _look(self) -> int | None:
         if self._probe is not None:
             version = self._probe()
             if version is None:
