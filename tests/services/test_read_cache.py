@@ -3,6 +3,7 @@ changes, the other's memory never answers for again (`PRAGMA data_version`)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -155,3 +156,33 @@ async def test_a_remembered_token_still_expires(
     monkeypatch.setattr(tokens_module, "time", SimpleNamespace(time=lambda: later))
 
     assert tokens.subject(token) is None
+
+
+async def test_concurrent_looks_share_one_check_begun_after_each_asked() -> None:
+    started, gate = 0, asyncio.Event()
+
+    async def check() -> bool:
+        nonlocal started
+        started += 1
+        await gate.wait()
+        return True
+
+    cache = ReadCache(caught_up=check)
+    first = asyncio.create_task(cache.current())
+    await asyncio.sleep(0.01)
+    late = [asyncio.create_task(cache.current()) for _ in range(10)]
+    await asyncio.sleep(0.01)
+    assert started == 1
+    gate.set()
+
+    assert await first is not None
+    assert all(answer is not None for answer in await asyncio.gather(*late))
+    # The late callers did not take the answer of the check under way when they asked.
+    assert started == 2
+
+
+async def test_a_failing_check_means_read_the_database() -> None:
+    async def check() -> bool:
+        raise ConnectionError("redis is down")
+
+    assert await ReadCache(caught_up=check).current() is None

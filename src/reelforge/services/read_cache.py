@@ -179,6 +179,7 @@ class _Shared:
         return await asyncio.shield(waiting)
 
     async def _run(self) -> None:
+        waiting: asyncio.Future[bool] | None = None
         try:
             while (waiting := self._next) is not None:
                 self._next = None
@@ -188,4 +189,9 @@ class _Shared:
                     answer = False
                 waiting.set_result(answer)
         finally:
+            # Cancelled (the loop is closing): nobody is left waiting for an answer.
+            for pending in (waiting, self._next):
+                if pending is not None and not pending.done():
+                    pending.set_result(False)
+            self._next = None
             self._runner = None
