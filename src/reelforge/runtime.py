@@ -18,11 +18,13 @@ from reelforge.domain.routing import Routes
 from reelforge.providers.base import Provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.admin import Admin
+from reelforge.services.fal_webhooks import FalWebhooks
 from reelforge.services.heartbeats import Heartbeats
 from reelforge.services.inbound import InboundWebhooks
 from reelforge.services.keys import ApiKeys
 from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.lineage import Lineages
+from reelforge.services.links import FileLinks
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.read_cache import ReadCache
 from reelforge.services.sessions import Sessions
@@ -30,7 +32,7 @@ from reelforge.services.tokens import Tokens
 from reelforge.services.videos import Videos
 from reelforge.services.webhook_delivery import Deliverer
 from reelforge.services.webhook_endpoints import Webhooks
-from reelforge.settings import Settings
+from reelforge.settings import ProviderName, Settings
 from reelforge.storage import Storage, open_storage
 
 Check = Callable[[], Awaitable[object]]
@@ -57,6 +59,7 @@ class Runtime:
     admin: Admin
     lineages: Lineages
     heartbeats: Heartbeats
+    links: FileLinks
     bus: Bus
     cache: ReadCache = field(default_factory=ReadCache)
     redis: Redis | None = None
@@ -65,6 +68,8 @@ class Runtime:
     providers: dict[str, Provider] = field(default_factory=dict)
     """Every configured provider by name, the default included."""
     checks: dict[str, Check] = field(default_factory=dict)
+    fal_webhooks: FalWebhooks | None = None
+    """fal's signed webhooks (`POST /webhooks/fal`), when the fal provider is configured."""
 
     async def close(self) -> None:
         for provider in self.providers.values():
@@ -112,13 +117,14 @@ def open_runtime(
     cache = read_cache(database, bus, redis)
     accounts = Accounts(database, quota=default_quota(settings), cache=cache, bus=bus)
     lifecycle = Lifecycle(database, bus)
-    tokens = Tokens(secret_key(settings), timedelta(minutes=settings.token_ttl_minutes))
+    secret = secret_key(settings)
+    tokens = Tokens(secret, timedelta(minutes=settings.token_ttl_minutes))
     runtime = Runtime(
         settings=settings,
         database=database,
         storage=storage,
         accounts=accounts,
-        keys=ApiKeys(database, cache=cache, bus=bus),
+        keys=ApiKeys(database, bus, cache=cache),
         tokens=tokens,
         lifecycle=lifecycle,
         sessions=Sessions(database, tokens, cache=cache, bus=bus),
@@ -158,12 +164,15 @@ def open_runtime(
         admin=Admin(database, accounts),
         lineages=Lineages(database),
         heartbeats=Heartbeats(database),
+        links=FileLinks(secret, timedelta(minutes=settings.signed_url_ttl_minutes)),
         bus=bus,
         cache=cache,
         redis=redis,
         provider=default,
         providers=configured,
     )
+    if ProviderName.FAL in settings.enabled_providers:
+        runtime.fal_webhooks = FalWebhooks(runtime.inbound, jwks_url=settings.fal_jwks_url)
     runtime.checks["database"] = database.ping
     runtime.checks["storage"] = storage.check
     if redis is not None:

@@ -135,6 +135,35 @@ class Settings(BaseSettings):
         validation_alias=_env("FAL_BASE_URL"),
         description="Base URL of fal's queue (default `https://queue.fal.run`).",
     )
+    fal_webhook_url: str | None = Field(
+        default=None,
+        validation_alias=_env("FAL_WEBHOOK_URL"),
+        description=(
+            "This server's public `…/webhooks/fal` URL, sent with every fal submit so fal "
+            "calls back when a request finishes; polling only when unset."
+        ),
+    )
+    fal_jwks_url: str = Field(
+        default="https://rest.fal.ai/.well-known/jwks.json",
+        validation_alias=_env("FAL_JWKS_URL"),
+        description="Where fal publishes the ED25519 keys its webhooks are signed with.",
+    )
+    fal_rate_limit: str | None = Field(
+        default=None,
+        validation_alias=_env("FAL_RATE_LIMIT"),
+        description="Steps all workers may make against fal, `limits` notation; default "
+        "`REELFORGE_PROVIDER_RATE_LIMIT`.",
+    )
+    veo_rate_limit: str | None = Field(
+        default=None,
+        validation_alias=_env("VEO_RATE_LIMIT"),
+        description="The same for Veo (the Gemini API).",
+    )
+    openai_rate_limit: str | None = Field(
+        default=None,
+        validation_alias=_env("OPENAI_RATE_LIMIT"),
+        description="The same for the `openai` provider.",
+    )
     gemini_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=_env("GEMINI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
@@ -177,6 +206,25 @@ class Settings(BaseSettings):
         default=60,
         validation_alias=_env("TOKEN_TTL_MINUTES"),
         description="Lifetime of JWT bearer tokens and browser sessions, in minutes.",
+    )
+    signed_url_ttl_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 7)] = Field(
+        default=60,
+        validation_alias=_env("SIGNED_URL_TTL_MINUTES"),
+        description=(
+            "Lifetime of the signed file URLs (`file_url`, `downloads`, the studio's media), in "
+            "minutes; their expiry is rounded up to 10 minutes so a URL stays the same, and "
+            "cacheable, for a while."
+        ),
+    )
+    accel_redirect_prefix: str | None = Field(
+        default=None,
+        pattern=r"^/[A-Za-z0-9._~/-]*/$",
+        validation_alias=_env("ACCEL_REDIRECT_PREFIX"),
+        description=(
+            "Behind nginx: answer downloads from local storage with `X-Accel-Redirect: "
+            "<prefix><key>` for an `internal` location that aliases the storage directory, so "
+            "nginx sends the bytes (docs/deploy.md). Unset: the server sends them itself."
+        ),
     )
     admin_email: str = Field(
         default="admin@localhost",
@@ -296,8 +344,8 @@ class Settings(BaseSettings):
         default="300/minute",
         validation_alias=_env("PROVIDER_RATE_LIMIT"),
         description=(
-            "Upstream calls all workers together may make, in `limits` notation; shared "
-            "through Redis when configured."
+            "Engine steps that call a provider all workers together may make, per provider, in "
+            "`limits` notation (a vendor's own setting wins); shared through Redis when configured."
         ),
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
@@ -313,7 +361,8 @@ class Settings(BaseSettings):
         validation_alias=_env("REALTIME_CONNECTIONS_PER_USER"),
         description=(
             "Live-update connections (SSE streams and socket.io clients together) one user may "
-            "hold open on one server process; one more is refused (SSE 429, socket.io "
+            "hold open across every server process (counted in Redis when configured; a killed "
+            "process's places free up within 30 s); one more is refused (SSE 429, socket.io "
             "connect_error)."
         ),
     )
@@ -352,9 +401,18 @@ class Settings(BaseSettings):
     def _empty_is_unlimited(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("create_rate_limit", "login_rate_limit", "provider_rate_limit")
+    @field_validator(
+        "create_rate_limit",
+        "login_rate_limit",
+        "provider_rate_limit",
+        "fal_rate_limit",
+        "veo_rate_limit",
+        "openai_rate_limit",
+    )
     @classmethod
-    def _parses_as_rate_limit(cls, value: str) -> str:
+    def _parses_as_rate_limit(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # a vendor's own limit left empty: the shared default applies
         try:
             limits.parse_many(value)
         except ValueError:

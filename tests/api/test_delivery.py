@@ -1,11 +1,19 @@
-"""Delivering content from an S3 archive by presigned redirect; a local archive streams."""
+"""Delivering content from an S3 archive by presigned redirect; a local archive is sent by the
+server, or by nginx in front of it (X-Accel-Redirect)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx
 import httpx2
 import openai
@@ -14,8 +22,13 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from reelforge.api.app import create_app
+from reelforge.emulator.server import free_port
+from reelforge.runtime import open_runtime
+from reelforge.services.accounts import Accounts
 from reelforge.settings import Settings
+from tests.support.accounts import FAST_HASHER, PASSWORD
 from tests.support.api import BASE_URL, Caller, MakeCaller, archive, callers, runtime_of
+from tests.support.processes import served, server_environment
 from tests.support.s3 import S3Bucket
 
 pytestmark = [
@@ -87,6 +100,21 @@ async def test_download_redirects_to_a_short_lived_presigned_url(
     assert ranged.content == ASSETS[variant][2:6]
 
 
+async def test_a_signed_url_redirects_to_the_bucket_too(
+    app: FastAPI, ada: Caller, client: httpx.AsyncClient, s3_bucket: S3Bucket
+) -> None:
+    video_id = await completed(app, ada)
+    file_url = (await ada.client.get(f"/api/videos/{video_id}")).json()["data"]["file_url"]
+
+    response = await client.get(file_url)
+
+    assert response.status_code == 307, response.text
+    assert response.headers["location"].startswith(s3_bucket.endpoint)
+    async with httpx.AsyncClient() as plain:
+        fetched = await plain.get(response.headers["location"])
+    assert fetched.content == ASSETS["video"]
+
+
 async def test_a_matching_etag_is_answered_without_a_redirect(app: FastAPI, ada: Caller) -> None:
     video_id = await completed(app, ada)
     first = await ada.client.get(f"/api/videos/{video_id}/download")
@@ -125,3 +153,129 @@ async def test_a_local_archive_streams_instead(make_settings: Any) -> None:
 
     assert response.status_code == 200
     assert response.content == ASSETS["video"]
+
+
+NGINX_CONF = """
+{user}
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass {upstream};
+            proxy_set_header Host $host;
+        }}
+        # What docs/deploy.md tells an operator to write.
+        location /_archive/ {{
+            internal;
+            alias {objects}/;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+async def behind_nginx(tmp_path: Path) -> AsyncIterator[tuple[str, str, Caller, str]]:
+    """A live `reelforge serve` told to answer downloads with X-Accel-Redirect, a real nginx in
+    front of it; (nginx's URL, the server's own URL, a caller through nginx, an archived video)."""
+    nginx_binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx_binary).exists():
+        pytest.skip("nginx is not installed (Debian: nginx-light)")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    # nginx's worker may run as another user: it must be able to read the archive.
+    for directory in (tmp_path, data_dir):
+        directory.chmod(0o755)
+    environment = server_environment(
+        data_dir, EMBEDDED_WORKER="false", ACCEL_REDIRECT_PREFIX="/_archive/"
+    )
+    with served(environment, tmp_path / "serve") as server:
+        await _answering(f"{server.url}/health")
+        settings = Settings(_env_file=None, data_dir=data_dir)  # type: ignore[call-arg]
+        runtime = open_runtime(settings)
+        try:
+            account = await Accounts(runtime.database, FAST_HASHER).create(
+                "ada@example.org", PASSWORD
+            )
+            _, key = await runtime.keys.create(account, "nginx")
+            port = free_port()
+            (tmp_path / "nginx.conf").write_text(
+                NGINX_CONF.format(
+                    user="user root;" if os.geteuid() == 0 else "",
+                    root=tmp_path,
+                    port=port,
+                    upstream=server.url,
+                    objects=data_dir / "objects",
+                )
+            )
+            nginx = subprocess.Popen(
+                [nginx_binary, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            front = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(
+                base_url=front, headers={"Authorization": f"Bearer {key}"}
+            ) as client:
+                caller = Caller(account=account, key=key, client=client)
+                await _answering(f"{front}/health")
+                made = await client.post("/api/videos", json={"prompt": "a fox"})
+                assert made.status_code == 201, made.text
+                video_id = made.json()["data"]["id"]
+                await archive(runtime, video_id, ASSETS)
+                yield front, server.url, caller, video_id
+            nginx.terminate()
+            nginx.wait(timeout=10)
+        finally:
+            await runtime.close()
+
+
+async def _answering(url: str) -> None:
+    """Wait for `url` to answer 200 (a server without a worker is never /ready)."""
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(45):
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(url)).status_code == 200:
+                        return
+                await anyio.sleep(0.1)
+
+
+async def test_nginx_sends_the_file_the_server_names_with_x_accel_redirect(
+    behind_nginx: tuple[str, str, Caller, str],
+) -> None:
+    front, backend, ada, video_id = behind_nginx
+    path = f"/api/videos/{video_id}/download"
+
+    whole = await ada.client.get(path)
+    part = await ada.client.get(path, headers={"Range": "bytes=1000-1999"})
+    thumbnail = await ada.client.get(path, params={"variant": "thumbnail"})
+    signed_url = (await ada.client.get(f"/api/videos/{video_id}")).json()["data"]["file_url"]
+    async with httpx.AsyncClient(base_url=front) as anonymous:
+        signed = await anonymous.get(signed_url)
+        hidden = await anonymous.get(f"/_archive/videos/{video_id}/video.mp4")
+        refused = await anonymous.get(path)
+    async with httpx.AsyncClient(base_url=backend, headers=ada.client.headers) as direct:
+        from_backend = await direct.get(path)
+
+    assert (whole.status_code, whole.content) == (200, ASSETS["video"])
+    assert whole.headers["content-type"] == "video/mp4"
+    assert f'filename="{video_id}.mp4"' in whole.headers["content-disposition"]
+    assert (part.status_code, part.content) == (206, ASSETS["video"][1000:2000])
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(ASSETS['video'])}"
+    assert thumbnail.content == ASSETS["thumbnail"]
+    assert (signed.status_code, signed.content) == (200, ASSETS["video"])
+    # The archive is reachable only through the server's answer, never by its own path.
+    assert hidden.status_code == 404
+    assert refused.status_code == 401
+    # The server itself sent no bytes, only where they are.
+    assert from_backend.headers["x-accel-redirect"] == f"/_archive/videos/{video_id}/video.mp4"
+    assert from_backend.content == b""

@@ -45,7 +45,7 @@ async def test_a_prompt_becomes_an_archived_mp4(ada: Caller) -> None:
     assert video["progress"] == 100
     assert video["cost"]["final"] == "0.40"
     assert video["created_at"] <= video["completed_at"] <= video["archived_at"]
-    assert video["file_url"] == f"/api/videos/{video['id']}/download"
+    assert video["file_url"].startswith(f"/api/files/{video['id']}/video?expires=")
     download = await ada.client.get(video["file_url"])
     assert download.status_code == 200
     with av.open(io.BytesIO(download.content)) as container:

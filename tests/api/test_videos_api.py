@@ -312,7 +312,9 @@ async def test_get_cancel_events_and_delete(ada: Caller) -> None:
     assert (await ada.client.get(path)).status_code == 404
 
 
-async def test_download_streams_with_etag_and_disposition(app: FastAPI, ada: Caller) -> None:
+async def test_download_streams_with_etag_and_disposition(
+    app: FastAPI, ada: Caller, client: httpx.AsyncClient
+) -> None:
     video = await completed(app, ada)
     path = f"/api/videos/{video['id']}/download"
 
@@ -332,7 +334,12 @@ async def test_download_streams_with_etag_and_disposition(app: FastAPI, ada: Cal
     assert thumbnail.content == ASSETS["thumbnail"]
     listed = (await ada.client.get(f"/api/videos/{video['id']}")).json()["data"]
     assert set(listed["downloads"]) == {"video", "thumbnail", "spritesheet"}
-    assert listed["file_url"] == path
+    file_url = listed["file_url"]
+    assert file_url.startswith(f"/api/files/{video['id']}/video?expires=")
+    assert listed["downloads"]["video"] == file_url
+    # The signed URL alone, with no credential, gets the same bytes.
+    signed = await client.get(file_url)
+    assert (signed.status_code, signed.content) == (200, VIDEO)
     assert listed["status"] == "completed"
     assert listed["created_at"] <= listed["completed_at"] <= listed["archived_at"]
 

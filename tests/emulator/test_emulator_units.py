@@ -15,7 +15,7 @@ from reelforge.emulator.downloads import ByteRange, Unsatisfiable, parse_range
 from reelforge.emulator.errors import EmulatorError
 from reelforge.emulator.faults import parse_tags
 from reelforge.emulator.render import render
-from reelforge.emulator.service import derive_seed
+from reelforge.emulator.requests import derive_seed
 from tests.emulator.helpers import API_KEY, cached_render, make_settings
 
 PROMPT = "a calm ocean at sunset"

@@ -10,9 +10,12 @@ from reelforge.domain.upstream import (
     CreateRequest,
     ImageBytes,
     ProviderAuthError,
+    ProviderError,
     ProviderNotFound,
     ProviderProtocolError,
     ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
     UpstreamStatus,
     Variant,
 )
@@ -186,3 +189,82 @@ async def test_a_video_without_readable_frames_has_no_previews(
         await _content(fal, created.id, Variant.THUMBNAIL)
     assert caught.value.code == "no_preview"
     assert len(fake.submissions) == 1
+
+
+async def test_a_submit_names_the_webhook_url_when_one_is_configured(
+    fal: FalProvider, fake: FalFake
+) -> None:
+    hook = "https://reelforge.example.org/webhooks/fal"
+    with_hook = FalProvider(api_key=API_KEY, base_url=fake.root, webhook_url=hook)
+    try:
+        await with_hook.create(_request())
+    finally:
+        await with_hook.aclose()
+    await fal.create(_request())
+    first, second = (fake.jobs[rid] for rid in fake.submissions)
+    assert first.webhook_url == hook
+    assert second.webhook_url is None
+    assert "fal_webhook" not in first.input  # a query parameter, not a model input
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "code", "param"),
+    [
+        (
+            422,
+            {"detail": [{"loc": ["body", "duration"], "msg": "bad", "type": "value_error"}]},
+            ProviderRejected,
+            "value_error",
+            "duration",
+        ),
+        (
+            400,
+            {"detail": "nope", "error_type": "content_policy_violation"},
+            ProviderRejected,
+            "content_policy_violation",
+            None,
+        ),
+        (403, {"detail": "Forbidden"}, ProviderAuthError, None, None),
+        (500, {"detail": "Internal Server Error"}, ProviderUnavailable, None, None),
+        (503, {"detail": "busy"}, ProviderUnavailable, None, None),
+        (409, {"detail": "conflict"}, ProviderUnavailable, None, None),
+    ],
+)
+async def test_fals_error_answers_map_to_the_engines_errors(
+    fal: FalProvider,
+    fake: FalFake,
+    status: int,
+    body: dict[str, object],
+    kind: type[ProviderError],
+    code: str | None,
+    param: str | None,
+) -> None:
+    fake.refuse_submits.append((status, body, {}))
+    with pytest.raises(kind) as caught:
+        await fal.create(_request())
+    assert (caught.value.status, caught.value.code, caught.value.param) == (status, code, param)
+    # A 5xx may come after fal queued the request: a create's outcome is then unknown.
+    assert caught.value.outcome_unknown == (status >= 500)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"queue_position": 0}, {"request_id": ""}, {"request_id": 7}, ["not", "an", "object"]],
+)
+async def test_a_submit_answer_without_a_request_id_is_a_protocol_error(
+    fal: FalProvider, fake: FalFake, answer: object
+) -> None:
+    fake.refuse_submits.append((200, answer, {}))
+    with pytest.raises(ProviderProtocolError) as caught:
+        await fal.create(_request())
+    assert caught.value.outcome_unknown  # fal may have queued it all the same
+
+
+async def test_a_result_without_a_video_url_is_a_protocol_error(
+    fal: FalProvider, fake: FalFake
+) -> None:
+    fake.steps_next = ["COMPLETED"]
+    fake.result_error_next = (200, {"images": []})
+    created = await fal.create(_request())
+    with pytest.raises(ProviderProtocolError):
+        await fal.retrieve(created.id)

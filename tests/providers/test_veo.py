@@ -10,8 +10,12 @@ from reelforge.domain.upstream import (
     CreateRequest,
     ImageBytes,
     ProviderAuthError,
+    ProviderError,
     ProviderNotFound,
+    ProviderProtocolError,
     ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
     UpstreamStatus,
     Variant,
 )
@@ -129,3 +133,50 @@ async def test_a_bad_key_fails_the_health_check(fake: tuple[VeoFake, str]) -> No
 async def test_an_unknown_operation_is_not_found(veo: VeoProvider) -> None:
     with pytest.raises(ProviderNotFound):
         await veo.retrieve("models/veo-3.1-generate-preview/operations/nope|veo-3.1|1280x720|8")
+
+
+@pytest.mark.parametrize(
+    ("status", "google_status", "kind"),
+    [
+        (400, "INVALID_ARGUMENT", ProviderRejected),
+        (400, "FAILED_PRECONDITION", ProviderRejected),
+        (403, "PERMISSION_DENIED", ProviderAuthError),
+        (500, "INTERNAL", ProviderUnavailable),
+        (503, "UNAVAILABLE", ProviderUnavailable),
+    ],
+)
+async def test_googles_error_answers_map_to_the_engines_errors(
+    veo: VeoProvider,
+    fake: tuple[VeoFake, str],
+    status: int,
+    google_status: str,
+    kind: type[ProviderError],
+) -> None:
+    error = {"code": status, "message": "no", "status": google_status}
+    fake[0].refuse_next = (status, {"error": error})
+    with pytest.raises(kind) as caught:
+        await veo.create(_request())
+    assert caught.value.status == status
+    assert caught.value.code == google_status
+    assert not fake[0].operations
+
+
+@pytest.mark.parametrize("answer", [{"done": False}, {"name": ""}, ["a list"], "a string"])
+async def test_a_malformed_answer_is_a_protocol_error(
+    veo: VeoProvider, fake: tuple[VeoFake, str], answer: object
+) -> None:
+    fake[0].refuse_next = (200, answer)  # type: ignore[assignment]
+    with pytest.raises(ProviderProtocolError) as caught:
+        await veo.create(_request())
+    assert caught.value.outcome_unknown
+
+
+async def test_a_finished_operation_with_neither_response_nor_error_is_a_protocol_error(
+    veo: VeoProvider, fake: tuple[VeoFake, str]
+) -> None:
+    created = await veo.create(_request())
+    ((_name, operation),) = fake[0].operations.items()
+    operation.polls_left = 0
+    operation.outcome = "empty"
+    with pytest.raises(ProviderProtocolError):
+        await veo.retrieve(created.id)

@@ -74,9 +74,11 @@ def axe_script() -> str:
 def make_user(studio: ServerProcess, email: str) -> None:
     """A plain user, made by the admin through the API."""
     with httpx.Client(base_url=studio.base_url) as client:
-        token = client.post(
+        signed = client.post(
             "/api/auth/token", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        ).json()["data"]["access_token"]
+        )
+        assert signed.status_code == 200, signed.text
+        token = signed.json()["data"]["access_token"]
         answer = client.post(
             "/api/admin/users",
             json={"email": email, "password": USER_PASSWORD},
@@ -107,12 +109,18 @@ class Inspector:
     def look(self, page: Page, name: str) -> None:
         original = page.viewport_size
         for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
+            screen = 900 if width > 600 else 844
+            page.set_viewport_size({"width": width, "height": screen})
             page.evaluate("() => window.scrollTo(0, 0)")
             page.wait_for_timeout(150)  # layout settles after a resize (not an assertion)
+            # The whole page in one viewport, so fixed bars sit at its bottom as on a screen
+            # (a full-page capture of a short viewport leaves them mid-page).
+            height = page.evaluate("() => document.documentElement.scrollHeight")
+            page.set_viewport_size({"width": width, "height": max(screen, height)})
+            page.wait_for_timeout(100)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             path = SCREENSHOTS / f"{name}-{width}.png"
-            page.screenshot(path=str(path), full_page=True)
+            page.screenshot(path=str(path))
             self.shot.append(path)
             self._axe(page, f"{name} at {width} px")
         if original:

@@ -63,7 +63,7 @@ async def test_a_workers_change_reaches_subscribers_of_another_process(
     }
     async with serving(environment, tmp_path / "serve") as server, node_sockets() as sockets:
         ada = await server.user("ada@example.org")
-        video_id = await server.create(ada, "made elsewhere [[latency=2]]")
+        video_id = await server.create(ada, "made elsewhere [[latency=8]]")
         connected = await sockets.connect("ada", server.url, auth={"token": ada.key})
         assert connected["event"] == "connect", connected
         await sockets.subscribe("ada", video_id)
@@ -92,3 +92,49 @@ async def test_a_workers_change_reaches_subscribers_of_another_process(
         assert "in_progress" in statuses
         assert completed == {"videoId": video_id, **await server.video(ada, video_id)}
         assert event.data == completed
+
+
+async def test_the_connection_cap_counts_a_users_connections_in_every_process(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """Two `reelforge serve` processes share PostgreSQL and Redis: a user's socket.io clients
+    and SSE streams on both count against one cap, and a close on one frees a place on the
+    other."""
+    await migrate.upgrade(postgres_url)
+    shared = {
+        "database_url": postgres_url,
+        "storage_url": (tmp_path / "objects").as_uri(),
+        "redis_url": redis_url,
+        "redis_key_prefix": f"test-{uuid.uuid4().hex[:12]}",
+        "realtime_connections_per_user": "2",
+    }
+    one_env = serve_environment(tmp_path / "one-data", **shared)
+    other_env = serve_environment(tmp_path / "other-data", embedded_worker="false", **shared)
+    async with (
+        serving(one_env, tmp_path / "one") as one,
+        serving(other_env, tmp_path / "other") as other,
+        node_sockets() as sockets,
+    ):
+        ada = await one.user("ada@example.org")
+        bob = await one.user("bob@example.org")
+        connected = await sockets.connect("ada-one", one.url, auth={"token": ada.key})
+        assert connected["event"] == "connect", connected
+        async with other.client(ada) as client:
+            async with client.stream("GET", "/api/stream") as stream:
+                assert stream.status_code == 200
+                refused_here = await sockets.connect("ada-3", one.url, auth={"token": ada.key})
+                refused_there = await client.get("/api/stream")
+                bobs = await sockets.connect("bob", other.url, auth={"token": bob.key})
+
+                assert refused_here["event"] == "connect_error"
+                assert "at most 2 live-update connections" in refused_here["data"]
+                assert refused_there.status_code == 429
+                assert bobs["event"] == "connect"
+            # The stream on `other` closed: its place is free for a socket on `one`.
+            for attempt in range(200):
+                again = await sockets.connect(f"again-{attempt}", one.url, auth={"token": ada.key})
+                if again["event"] == "connect":
+                    break
+                await anyio.sleep(0.05)
+            else:
+                raise AssertionError("a closed stream's place was never freed")

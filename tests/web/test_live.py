@@ -18,6 +18,7 @@ from reelforge.domain.accounts import Account
 from reelforge.domain.catalog import provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.lifecycle import Lifecycle
+from reelforge.services.links import FileLinks
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import open_storage
 from reelforge.web.live import Live, TooManyConnections, Update, Watcher
@@ -26,6 +27,8 @@ from tests.support.accounts import PASSWORD
 pytestmark = pytest.mark.anyio
 
 CAP = 2
+
+LINKS = FileLinks("a test secret of thirty-two characters", timedelta(minutes=60))
 
 
 @dataclass
@@ -58,9 +61,9 @@ class World:
     accounts: Accounts
     bus: LocalBus
 
-    def watch(self, account: Account, *, everything: bool = False) -> tuple[Watcher, Seen]:
+    async def watch(self, account: Account, *, everything: bool = False) -> tuple[Watcher, Seen]:
         seen = Seen(account, self.accounts)
-        watcher = self.live.connect(
+        watcher = await self.live.connect(
             account, seen.authenticate, seen.send, seen.close, everything=everything
         )
         return watcher, seen
@@ -75,7 +78,7 @@ async def world(database: Database, accounts: Accounts) -> AsyncIterator[World]:
     bus = LocalBus()
     storage, spec = open_storage("memory://"), provider("emulator")
     videos = Videos(database, storage, spec, Lifecycle(database, bus), max_prompt_length=1000)
-    live = Live(bus, videos, connections_per_user=CAP, horizon=timedelta(hours=3))
+    live = Live(bus, videos, LINKS, connections_per_user=CAP, horizon=timedelta(hours=3))
     async with anyio.create_task_group() as tasks:
         await tasks.start(live.run)
         yield World(live, videos, accounts, bus)
@@ -101,7 +104,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 async def test_following_sends_the_state_and_every_change(world: World, owner: Account) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(owner)
+    watcher, seen = await world.watch(owner)
 
     assert await world.live.follow(watcher, video_id)
     await world.videos.cancel(owner, video_id)
@@ -115,7 +118,7 @@ async def test_following_anothers_video_sends_nothing(
     world: World, owner: Account, stranger: Account
 ) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(stranger)
+    watcher, seen = await world.watch(stranger)
 
     assert not await world.live.follow(watcher, video_id)
     await world.videos.cancel(owner, video_id)
@@ -131,7 +134,7 @@ async def test_disabling_the_account_closes_its_connections(
     world: World, owner: Account, accounts: Accounts
 ) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(owner)
+    watcher, seen = await world.watch(owner)
     await world.live.follow(watcher, video_id)
 
     await accounts.set_disabled(owner.email, True)
@@ -139,12 +142,12 @@ async def test_disabling_the_account_closes_its_connections(
 
     await _until(lambda: seen.closed)
     assert world.live.followers(video_id) == 0
-    world.watch(owner)  # its place is free again
+    await _seated(world, owner)  # its place is free again
 
 
 async def test_a_revoked_key_closes_the_connections_it_opened(world: World, owner: Account) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(owner)
+    watcher, seen = await world.watch(owner)
     revoked = False
 
     async def by_key() -> Account | None:
@@ -163,7 +166,7 @@ async def test_an_account_change_that_keeps_access_keeps_the_connection(
     world: World, owner: Account
 ) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(owner)
+    watcher, seen = await world.watch(owner)
     await world.live.follow(watcher, video_id)
 
     await world.bus.publish(Notice(Topic.ACCOUNT, owner.id))
@@ -175,7 +178,7 @@ async def test_an_account_change_that_keeps_access_keeps_the_connection(
 
 async def test_resync_re_reads_every_followed_video(world: World, owner: Account) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(owner)
+    watcher, seen = await world.watch(owner)
     await world.live.follow(watcher, video_id)
 
     await world.bus.publish(Notice(Topic.RESYNC, ""))
@@ -188,7 +191,7 @@ async def test_a_deleted_video_is_said_once_and_then_unfollowed(
     world: World, owner: Account
 ) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(owner)
+    watcher, seen = await world.watch(owner)
     await world.live.follow(watcher, video_id)
 
     await world.videos.delete(owner, video_id)
@@ -201,7 +204,7 @@ async def test_a_deleted_video_is_said_once_and_then_unfollowed(
 async def test_a_watcher_of_all_videos_gets_its_owners_and_no_one_elses(
     world: World, owner: Account, stranger: Account
 ) -> None:
-    _, seen = world.watch(owner, everything=True)
+    _, seen = await world.watch(owner, everything=True)
 
     strangers = await world.video(stranger)
     owners = await world.video(owner)
@@ -215,11 +218,11 @@ async def test_an_update_read_before_one_already_sent_is_dropped(
     world: World, owner: Account
 ) -> None:
     video_id = await world.video(owner)
-    watcher, seen = world.watch(owner)
+    watcher, seen = await world.watch(owner)
     view = await world.videos.get(owner, video_id)
 
-    await watcher.deliver(Update.of(view, read_at=2))
-    await watcher.deliver(Update.of(view, read_at=1))
+    await watcher.deliver(Update.of(view, read_at=2, links=LINKS))
+    await watcher.deliver(Update.of(view, read_at=1, links=LINKS))
 
     assert len(seen.updates) == 1
 
@@ -227,10 +230,21 @@ async def test_an_update_read_before_one_already_sent_is_dropped(
 async def test_each_user_holds_at_most_the_cap(
     world: World, owner: Account, stranger: Account
 ) -> None:
-    held = [world.watch(owner)[0] for _ in range(CAP)]
+    held = [(await world.watch(owner))[0] for _ in range(CAP)]
 
     with pytest.raises(TooManyConnections):
-        world.watch(owner)
-    world.watch(stranger)
+        await world.watch(owner)
+    await world.watch(stranger)
     world.live.disconnect(held[0])
-    world.watch(owner)
+    await _seated(world, owner)
+
+
+async def _seated(world: World, account: Account) -> None:
+    """A connection of `account`'s is admitted once a freed seat is released (a task)."""
+    with anyio.fail_after(30):
+        while True:
+            try:
+                await world.watch(account)
+                return
+            except TooManyConnections:
+                await anyio.sleep(0.005)

@@ -1,7 +1,9 @@
-"""The studio over plain HTTP: sign-in redirects, headers, offline docs, CORS, the manifest."""
+"""The studio over plain HTTP: sign-in redirects, headers, offline docs, CORS, the manifest,
+the service worker and its offline page."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,6 +102,27 @@ async def test_the_manifest_makes_the_studio_installable(client: httpx.AsyncClie
     assert manifest["display"] == "standalone"
     for icon in manifest["icons"]:
         assert (await client.get(icon["src"])).status_code == 200
+
+
+async def test_the_service_worker_keeps_only_the_offline_page_and_its_files(
+    client: httpx.AsyncClient,
+) -> None:
+    worker = await client.get("/sw.js")
+    offline = await client.get("/offline")
+
+    assert worker.status_code == 200
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert worker.headers["cache-control"] == "no-cache"  # a new release takes over
+    assert "script-src 'self'" in worker.headers["content-security-policy"]
+    listed = re.search(r"\[OFFLINE, (\[.*?\])\]", worker.text)
+    assert listed is not None, worker.text
+    precached = json.loads(listed[1])
+    assert offline.status_code == 200  # no sign-in: it is shown to anyone offline
+    assert "offline" in offline.text
+    for url in precached:
+        assert url.startswith("/static/"), url  # nobody's pages or data
+        assert (await client.get(url)).status_code == 200, url
+        assert url in offline.text or url.endswith(".png"), url
 
 
 @pytest.fixture

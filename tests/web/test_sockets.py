@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -62,7 +63,9 @@ async def test_a_subscriber_gets_the_state_at_once_then_every_change_up_to_compl
     assert updates[0]["status"] in ("queued", "in_progress")
     progress = [update["progress"] for update in updates]
     assert progress == sorted(progress), "a subscriber went back in time"
-    assert len(updates) >= 3, updates  # the first state, progress on the way, completed
+    # The first state and completed at least; progress on the way depends on when the engine
+    # happens to poll, which a loaded machine moves past the end.
+    assert len(updates) >= 2, updates
     # The payload is the video exactly as the API returns it, plus the guide's videoId.
     assert completed == {"videoId": video_id, **await served.video(ada, video_id)}
     assert set(completed["downloads"]) == {"video", "thumbnail", "spritesheet"}
@@ -194,3 +197,25 @@ async def _eventually_connects(sockets: Sockets, served: Served, user: User) -> 
         if answer["event"] == "connect":
             return
     raise AssertionError("a closed connection's place was never freed")
+
+
+async def test_revoking_a_key_closes_the_sockets_and_streams_it_opened(
+    served: Served, sockets: Sockets, ada: User
+) -> None:
+    async with served.client(ada) as client:
+        made = (await client.post("/api/keys", json={"name": "to revoke"})).json()["data"]
+        connected = await sockets.connect("doomed", served.url, auth={"token": made["key"]})
+        assert connected["event"] == "connect", connected
+        await _connect(sockets, served, "kept", ada)
+        headers = {"Authorization": f"Bearer {made['key']}"}
+        async with client.stream("GET", "/api/stream", headers=headers) as stream:
+            assert stream.status_code == 200
+            revoked = await client.delete(f"/api/keys/{made['id']}")
+            assert revoked.status_code == 200, revoked.text
+
+            await sockets.next("doomed", lambda m: m["event"] == "disconnect")
+            with anyio.fail_after(60):  # a guard against a hang
+                async for _ in stream.aiter_raw():
+                    pass  # heartbeats until the server ends the stream
+    # The same user's other key is untouched.
+    assert not [m for m in sockets.received["kept"] if m["event"] == "disconnect"]

@@ -11,10 +11,13 @@ from decimal import Decimal
 
 import anyio
 import pytest
+from sqlalchemy import update
 
 from reelforge.bus import LocalBus
 from reelforge.db.engine import Database
+from reelforge.db.models import Video
 from reelforge.domain.accounts import Account
+from reelforge.domain.clock import utcnow
 from reelforge.domain.routing import Routes
 from reelforge.emulator.server import running
 from reelforge.providers.base import Provider
@@ -153,3 +156,43 @@ async def test_a_cancel_reaches_fals_queue(
         stopping.set()
     assert (await video_row(database, view.id)).job_state == "cancelled"
     assert len(vendors.fal.submissions) == 1
+
+
+async def test_outputs_are_archived_in_the_step_that_sees_them_finished(
+    routed: Videos, ada: Account, database: Database, storage: Storage, vendors: Vendors
+) -> None:
+    """Vendors' output URLs expire: the engine downloads in the same step that learns a job
+    is done, so expiring them right after that step loses nothing. The test steps the engine
+    itself and expires every output as soon as the vendor has reported it finished."""
+    kling, _ = await routed.create(ada, NewVideo(prompt="a kite", model=KLING, seconds="5"))
+    veo, _ = await routed.create(ada, NewVideo(prompt="a pier", model="veo-3.1", seconds="4"))
+    engine = _engine(database, storage, vendors)
+
+    for _ in range(20):
+        await _make_due(database)
+        await engine.run_once()
+        fal_done = [job for job in vendors.fal.jobs.values() if job.completed_reported]
+        veo_done = [op for op in vendors.veo.operations.values() if op.done_reported]
+        for job in fal_done:
+            job.expired = True
+        vendors.veo.deleted_files.update(op.file_id for op in veo_done)
+        if fal_done and veo_done:
+            break
+    else:
+        pytest.fail("the vendors never reported the jobs finished")
+
+    for view in (kling, veo):
+        row = await video_row(database, view.id)
+        assert row.job_state == "completed", row.last_error
+        assert row.video_key is not None
+        assert await storage.read(row.video_key) == tiny_mp4()
+
+
+async def _make_due(database: Database) -> None:
+    """Every unfinished video due now, so one `run_once` steps each of them."""
+    async with database.session() as session, session.begin():
+        await session.execute(
+            update(Video)
+            .where(Video.job_state.not_in(["completed", "failed", "cancelled", "expired"]))
+            .values(next_check_at=utcnow())
+        )

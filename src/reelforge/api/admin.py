@@ -12,7 +12,16 @@ from reelforge.api.auth import AdminAccount
 from reelforge.api.deps import RuntimeDep
 from reelforge.api.edge import EdgeRoute
 from reelforge.api.errors import documented
-from reelforge.api.schemas import AccountOut, Envelope, EventOut, Money, QuotaIn, UsageOut, VideoOut
+from reelforge.api.schemas import (
+    AccountOut,
+    Envelope,
+    EventOut,
+    KeyOut,
+    Money,
+    QuotaIn,
+    UsageOut,
+    VideoOut,
+)
 from reelforge.api.webhooks import DeliveryOut
 from reelforge.domain.accounts import parse_role
 from reelforge.domain.admin import MAX_ACTIVITY_DAYS, MAX_ADMIN_LIST, DayActivity, DeliveryRow
@@ -119,6 +128,13 @@ async def patch_user(
     )
 
 
+@router.delete(
+    "/keys/{key_id}", responses=documented(401, 403, 404), summary="Revoke any user's API key"
+)
+async def revoke_key(key_id: str, _admin: AdminAccount, runtime: RuntimeDep) -> Envelope[KeyOut]:
+    return Envelope(data=KeyOut.of(await runtime.keys.revoke_any(key_id)))
+
+
 @router.get("/users/{user_id}/usage", responses=documented(401, 403, 404), summary="A user's usage")
 async def user_usage(user_id: str, _admin: AdminAccount, runtime: RuntimeDep) -> Envelope[UsageOut]:
     account = await runtime.accounts.get(user_id)
@@ -160,7 +176,9 @@ async def failed_videos(
     return Envelope(
         data=[
             FailedOut(
-                video=VideoOut.of(r.video), owner_email=r.owner_email, last_error=r.last_error
+                video=VideoOut.of(r.video, runtime.links),
+                owner_email=r.owner_email,
+                last_error=r.last_error,
             )
             for r in rows
         ]
@@ -173,7 +191,7 @@ async def inspect_job(video_id: str, admin: AdminAccount, runtime: RuntimeDep) -
     events = await runtime.admin.events(video_id)
     return Envelope(
         data=JobOut(
-            video=VideoOut.of(job.video),
+            video=VideoOut.of(job.video, runtime.links),
             owner_email=job.owner_email,
             attempts=job.attempts,
             next_check_at=job.next_check_at,

@@ -13,8 +13,19 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
 
 from reelforge import __version__
-from reelforge.api import accounts, admin, errors, gateway, health, metrics, videos, webhooks
+from reelforge.api import (
+    accounts,
+    admin,
+    errors,
+    files,
+    gateway,
+    health,
+    metrics,
+    videos,
+    webhooks,
+)
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
+from reelforge.bus.seats import seats_for
 from reelforge.db import migrate
 from reelforge.logs import configure_logging, get_logger
 from reelforge.providers.base import Provider
@@ -73,6 +84,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     errors.install(app)
     # Matched in this order, one route after another: the routes clients poll most come first.
     routers = (
+        # First: a player's Range requests on signed URLs are matched before all other routes.
+        files.router,
         videos.router,
         health.router,
         metrics.router,
@@ -85,7 +98,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     for router in routers:
         app.include_router(router)
     errors.answer_405_with_every_method(app, [route for r in routers for route in r.routes])
-    app.mount(sockets.PATH, sockets.socket_app(app))
+    app.mount(sockets.PATH, sockets.socket_app(app, settings.cors_origins))
     pages.install(app)
     security.install(app, settings.cors_origins)
     _gateway_answers_400_not_422(app)
@@ -176,8 +189,10 @@ async def _start_live(runtime: Runtime, stack: AsyncExitStack, *, on_signals: bo
     live = Live(
         runtime.bus,
         runtime.videos,
+        runtime.links,
         connections_per_user=settings.realtime_connections_per_user,
         horizon=timedelta(minutes=settings.job_deadline_minutes),
+        seats=seats_for(runtime.redis, settings.redis_key_prefix),
     )
     tasks = await stack.enter_async_context(anyio.create_task_group())
     stack.callback(tasks.cancel_scope.cancel)

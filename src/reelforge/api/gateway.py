@@ -55,7 +55,7 @@ from reelforge.api.requests import (
     read_remix_prompt,
 )
 from reelforge.domain.errors import ConflictError, NotReadyError
-from reelforge.domain.upstream import Variant
+from reelforge.domain.upstream import POLL_AFTER_HEADER, Variant
 from reelforge.domain.videos import MAX_LIST_LIMIT, Order, VideoView
 
 router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"], route_class=EdgeRoute)
@@ -63,7 +63,6 @@ router = APIRouter(prefix="/v1/videos", tags=["openai-compatible"], route_class=
 DEFAULT_LIST_LIMIT = 20
 NOT_READY = "video_not_ready"
 UNSUPPORTED = "unsupported_endpoint"
-POLL_AFTER_HEADER = "openai-poll-after-ms"
 # A video's status changes when the engine hears from upstream, which it polls seconds apart;
 # a client polling faster than this learns nothing new.
 POLL_AFTER_MS = 2000
@@ -189,6 +188,7 @@ async def delete_video(
     },
     summary="Download a video, its thumbnail or its spritesheet (OpenAI Videos protocol)",
 )
+@router.head("/{video_id}/content", include_in_schema=False)
 async def download_content(
     video_id: str,
     request: Request,
@@ -198,7 +198,7 @@ async def download_content(
 ) -> Response:
     with _protocol_conflicts():
         stored = await runtime.videos.archived(account, video_id, variant)
-    return await content_response(runtime.videos, request, stored, variant, video_id)
+    return await content_response(runtime, request, stored, variant, video_id)
 
 
 @router.post(

@@ -15,6 +15,7 @@ from reelforge.domain.quotas import MAX_VIDEOS_PER_PERIOD, QuotaUsage
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import EventView, VideoView
 from reelforge.services.lineage import Lineage, LineageNode
+from reelforge.services.links import FileLinks
 
 T = TypeVar("T")
 
@@ -81,18 +82,19 @@ class VideoOut(BaseModel):
     )
     archived_at: int | None = Field(description="Unix seconds, once the video is archived.")
     file_url: str | None = Field(
-        description="Where to download the video once it is completed (this server's path)."
+        description="A signed URL of the video once it is completed (this server's path): it "
+        "needs no credential and expires (`expires`, Unix seconds); read the video again for "
+        "a fresh one. `/api/videos/{id}/download` serves the same with a credential."
     )
     downloads: dict[str, str] = Field(
-        description="Download URL by variant, once the video is completed."
+        description="Signed download URL by variant, once the video is completed."
     )
 
     @classmethod
-    def of(cls, view: VideoView) -> VideoOut:
-        base = f"/api/videos/{view.id}/download"
+    def of(cls, view: VideoView, links: FileLinks) -> VideoOut:
         status, error = status_and_error(view)
         downloads = {
-            variant.value: f"{base}?variant={variant.value}"
+            variant.value: links.url(view.id, variant)
             for variant in Variant
             if variant in view.archive and status == "completed"
         }
@@ -113,7 +115,7 @@ class VideoOut(BaseModel):
             completed_at=unix(view.completed_at),
             expires_at=None,
             archived_at=unix(view.archived_at),
-            file_url=base if Variant.VIDEO in downloads else None,
+            file_url=downloads.get(Variant.VIDEO.value),
             downloads=downloads,
         )
 
@@ -123,9 +125,10 @@ class LineageNodeOut(BaseModel):
     children: list[LineageNodeOut]
 
     @classmethod
-    def of(cls, node: LineageNode) -> LineageNodeOut:
+    def of(cls, node: LineageNode, links: FileLinks) -> LineageNodeOut:
         return cls(
-            video=VideoOut.of(node.video), children=[cls.of(child) for child in node.children]
+            video=VideoOut.of(node.video, links),
+            children=[cls.of(child, links) for child in node.children],
         )
 
 
@@ -135,11 +138,11 @@ class LineageOut(BaseModel):
     root: LineageNodeOut = Field(description="The oldest ancestor you can see.")
 
     @classmethod
-    def of(cls, lineage: Lineage) -> LineageOut:
+    def of(cls, lineage: Lineage, links: FileLinks) -> LineageOut:
         return cls(
             focus_id=lineage.focus_id,
             truncated=lineage.truncated,
-            root=LineageNodeOut.of(lineage.root),
+            root=LineageNodeOut.of(lineage.root, links),
         )
 
 

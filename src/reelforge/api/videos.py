@@ -91,7 +91,7 @@ async def create_video(
     view, created = await runtime.videos.create(account, new, admit=admit)
     if not created:
         response.status_code = 200
-    return Envelope(data=VideoOut.of(view))
+    return Envelope(data=VideoOut.of(view, runtime.links))
 
 
 @router.post(
@@ -158,7 +158,7 @@ async def list_videos(
         # The service speaks of `after`; this route's parameter is `cursor`.
         raise InputError("cursor" if exc.field == "after" else exc.field, exc.message) from None
     return VideoPage(
-        data=[VideoOut.of(view) for view in page.items],
+        data=[VideoOut.of(view, runtime.links) for view in page.items],
         pagination=Pagination(
             limit=limit,
             offset=offset,
@@ -173,7 +173,7 @@ async def list_videos(
 async def get_video(
     video_id: str, account: CurrentAccount, runtime: RuntimeDep
 ) -> Envelope[VideoOut]:
-    return Envelope(data=VideoOut.of(await runtime.videos.get(account, video_id)))
+    return Envelope(data=VideoOut.of(await runtime.videos.get(account, video_id), runtime.links))
 
 
 @router.delete("/{video_id}", responses=documented(401, 404), summary="Delete a video")
@@ -204,7 +204,7 @@ async def remix_video(
     )
     if not created:
         response.status_code = 200
-    return Envelope(data=VideoOut.of(view))
+    return Envelope(data=VideoOut.of(view, runtime.links))
 
 
 @router.post(
@@ -225,14 +225,14 @@ async def rerun_video(
     view, created = await runtime.videos.rerun(account, video_id, body.model, idempotency_key)
     if not created:
         response.status_code = 200
-    return Envelope(data=VideoOut.of(view))
+    return Envelope(data=VideoOut.of(view, runtime.links))
 
 
 @router.post("/{video_id}/cancel", responses=documented(401, 404), summary="Cancel a video")
 async def cancel_video(
     video_id: str, account: CurrentAccount, runtime: RuntimeDep
 ) -> Envelope[VideoOut]:
-    return Envelope(data=VideoOut.of(await runtime.videos.cancel(account, video_id)))
+    return Envelope(data=VideoOut.of(await runtime.videos.cancel(account, video_id), runtime.links))
 
 
 @router.get("/{video_id}/events", responses=documented(401, 404), summary="A video's audit trail")
@@ -247,7 +247,7 @@ async def video_events(
 async def video_lineage(
     video_id: str, account: CurrentAccount, runtime: RuntimeDep
 ) -> Envelope[LineageOut]:
-    return Envelope(data=LineageOut.of(await runtime.lineages.of(account, video_id)))
+    return Envelope(data=LineageOut.of(await runtime.lineages.of(account, video_id), runtime.links))
 
 
 @router.get(
@@ -262,6 +262,7 @@ async def video_lineage(
     },
     summary="Download a video, its thumbnail or its spritesheet",
 )
+@router.head("/{video_id}/download", include_in_schema=False)
 async def download_video(
     video_id: str,
     request: Request,
@@ -270,4 +271,4 @@ async def download_video(
     variant: Variant = Variant.VIDEO,
 ) -> Response:
     stored = await runtime.videos.archived(account, video_id, variant)
-    return await content_response(runtime.videos, request, stored, variant, video_id)
+    return await content_response(runtime, request, stored, variant, video_id)

@@ -20,6 +20,8 @@ from reelforge.domain.webhooks import (
     DeliveryView,
     EndpointView,
 )
+from reelforge.services.fal_webhooks import MAX_BODY_BYTES as FAL_MAX_BODY_BYTES
+from reelforge.services.fal_webhooks import KeysUnavailable
 from reelforge.services.inbound import MAX_BODY_BYTES, WebhookRejected, WebhooksNotConfigured
 
 router = APIRouter(tags=["webhooks"], route_class=EdgeRoute)
@@ -111,6 +113,33 @@ class DeliveryOut(BaseModel):
             delivered_at=delivery.delivered_at,
             payload=delivery.payload,
         )
+
+
+@router.post(
+    "/webhooks/fal",
+    openapi_extra=_ANY_JSON_BODY | max_body(FAL_MAX_BODY_BYTES),
+    responses=documented(400, 404, 413, 503),
+    summary="Receive fal's queue webhook (ED25519 signature checked against fal's keys)",
+)
+async def receive_fal_webhook(request: Request, runtime: RuntimeDep) -> Envelope[ReceivedOut]:
+    # Declared before `/webhooks/{provider}`, which would otherwise take it.
+    if runtime.fal_webhooks is None:
+        raise ApiError(
+            404,
+            "webhooks_not_configured",
+            "fal's webhooks are not received: the fal provider is not configured "
+            "(REELFORGE_PROVIDER or REELFORGE_PROVIDERS)",
+        )
+    try:
+        receipt = await runtime.fal_webhooks.receive(await request.body(), request.headers)
+    except WebhookRejected as exc:
+        raise ApiError(400, "invalid_webhook", exc.message, field=exc.field) from None
+    except KeysUnavailable as exc:
+        # fal redelivers (10 times over 2 hours): a later attempt will find the keys.
+        raise ApiError(
+            503, "webhook_keys_unavailable", str(exc), headers={"retry-after": "30"}
+        ) from None
+    return Envelope(data=ReceivedOut(duplicate=receipt.duplicate))
 
 
 @router.post(

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+# The protocol's header for when to poll again (openai-videos-api.md).
+POLL_AFTER_HEADER = "openai-poll-after-ms"
+
 
 class UpstreamStatus(StrEnum):
     """The protocol's four job statuses (there is no `cancelled` upstream)."""

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reelforge.domain.upstream import POLL_AFTER_HEADER
 from reelforge.emulator.bodies import read_body
 from reelforge.emulator.downloads import content_response
 from reelforge.emulator.errors import (
@@ -25,12 +26,12 @@ from reelforge.emulator.errors import (
     invalid_type,
 )
 from reelforge.emulator.jobs import Renderer
-from reelforge.emulator.service import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, Emulator
+from reelforge.emulator.requests import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
+from reelforge.emulator.service import Emulator
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.emulator.store import Job, Variant
 
 CREATING_ROUTES = frozenset({"videos.create", "videos.remix", "videos.edit", "videos.extend"})
-POLL_AFTER_HEADER = "openai-poll-after-ms"
 
 
 def create_emulator_app(

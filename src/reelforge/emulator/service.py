@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from reelforge.domain.catalog import (
-    EXTENSION_SECONDS,
-    MAX_EXTENDED_SECONDS,
-    MAX_EXTENSIONS,
     CatalogError,
     Feature,
     ModelSpec,
@@ -22,27 +16,38 @@ from reelforge.domain.catalog import (
 from reelforge.emulator.assets import AssetStore
 from reelforge.emulator.bodies import (
     Body,
-    Upload,
-    describe,
     optional_string,
     reject_unknown,
     required_string,
 )
 from reelforge.emulator.errors import (
     EmulatorError,
-    choice_error,
     from_catalog,
-    invalid_type,
     invalid_value,
-    missing,
     not_found,
 )
 from reelforge.emulator.faults import MODERATION, FaultState, PromptTags, fail_message, parse_tags
 from reelforge.emulator.jobs import Engine, EngineClosed, Renderer
 from reelforge.emulator.references import check_image, reference_bytes
 from reelforge.emulator.render import RenderSpec
+from reelforge.emulator.requests import (
+    CHARACTER_FIELDS,
+    CREATE_FIELDS,
+    EDIT_FIELDS,
+    EXTEND_FIELDS,
+    MAX_PROMPT,
+    REMIX_FIELDS,
+    character_ids,
+    character_name,
+    derive_seed,
+    dimensions,
+    extension_seconds,
+    require_feature,
+    source_video,
+)
 from reelforge.emulator.settings import EmulatorSettings
 from reelforge.emulator.state import ASSETS, StateFile
+from reelforge.emulator.stats import Stats
 from reelforge.emulator.store import (
     Character,
     EmulatorClock,
@@ -57,67 +62,10 @@ from reelforge.emulator.store import (
 )
 from reelforge.emulator.webhooks import WebhookSender
 
-MAX_PROMPT = 32000
-MAX_CHARACTER_NAME = 80
-DEFAULT_LIST_LIMIT = 20
-MAX_LIST_LIMIT = 100
-
-CREATE_FIELDS = frozenset({"prompt", "model", "seconds", "size", "input_reference", "characters"})
-REMIX_FIELDS = frozenset({"prompt"})
-EDIT_FIELDS = frozenset({"prompt", "video", "model"})
-EXTEND_FIELDS = frozenset({"prompt", "video", "seconds", "model"})
-CHARACTER_FIELDS = frozenset({"name", "video"})
-
 # Emulator choices where the real API's code is unknown (documented in docs/emulator.md).
 NOT_READY = "video_not_ready"
 FAILED = "video_failed"
 EXPIRED = "video_expired"
-
-
-def derive_seed(global_seed: int, *parts: object) -> int:
-    """A 63-bit seed from the request: the same request renders the same bytes."""
-    material = json.dumps([global_seed, *parts], separators=(",", ":"), default=str)
-    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big") >> 1
-
-
-def _require(model_spec: ModelSpec, feature: Feature, param: str | None) -> None:
-    if not model_spec.supports(feature):
-        raise invalid_value(
-            param or "model",
-            f"The model '{model_spec.name}' does not support {feature.value.replace('_', ' ')}.",
-        )
-
-
-def _dimensions(size: str) -> tuple[int, int]:
-    width, height = size.split("x")
-    return int(width), int(height)
-
-
-class Stats:
-    """Call counts per route and per answered status (for `GET /_emulator/stats`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: Counter[str] = Counter()
-        self._statuses: defaultdict[str, Counter[str]] = defaultdict(Counter)
-
-    def record(self, route: str, status: int) -> None:
-        with self._lock:
-            self._calls[route] += 1
-            self._statuses[route][str(status)] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "total": sum(self._calls.values()),
-                "calls": dict(self._calls),
-                "statuses": {route: dict(counts) for route, counts in self._statuses.items()},
-            }
-
-    def clear(self) -> None:
-        with self._lock:
-            self._calls.clear()
-            self._statuses.clear()
 
 
 @dataclass(frozen=True)
@@ -250,10 +198,10 @@ class Emulator:
             model_spec, size, seconds = self.catalog.resolve(model, size, seconds)
         except CatalogError as exc:
             raise from_catalog(exc) from None
-        width, height = _dimensions(size)
+        width, height = dimensions(size)
         reference: bytes | None = None
         if body.fields.get("input_reference") is not None:
-            _require(model_spec, Feature.IMAGE_INPUT, "input_reference")
+            require_feature(model_spec, Feature.IMAGE_INPUT, "input_reference")
             reference = await reference_bytes(
                 body.fields["input_reference"],
                 multipart=body.multipart,
@@ -293,20 +241,11 @@ class Emulator:
         )
 
     def _check_characters(self, value: Any) -> None:
-        if value is None:
-            return
-        if not isinstance(value, list):
-            raise invalid_type("characters", "an array", describe(value))
-        for index, item in enumerate(value):
-            param = f"characters[{index}]"
-            if not isinstance(item, dict) or set(item) != {"id"}:
-                raise invalid_type(param, "an object with an 'id'", describe(item))
-            if not isinstance(item["id"], str):
-                raise invalid_type(f"{param}.id", "a string", describe(item["id"]))
+        for param, character_id in character_ids(value):
             with self.store.lock:
-                known = item["id"] in self.store.characters
+                known = character_id in self.store.characters
             if not known:
-                raise invalid_value(param, f"Character '{item['id']}' not found.")
+                raise invalid_value(param, f"Character '{character_id}' not found.")
 
     def _completed_source(self, video_id: str, action: str, param: str | None) -> Job:
         job = self.retrieve(video_id, param=param)
@@ -328,27 +267,18 @@ class Emulator:
         return job
 
     def _source_from_body(self, body: Body, action: str) -> Job:
-        value = body.fields.get("video")
-        if value is None:
-            raise missing("video")
-        if isinstance(value, Upload):
-            with self.store.lock:
-                video_id = self.store.by_video_sha256.get(sha256_hex(value.data))
-            if video_id is None:
-                raise invalid_value(
-                    "video",
-                    "Invalid 'video': this emulator can only work on videos it generated; pass "
-                    '{"id": "video_..."} or upload a video downloaded from it.',
-                )
-            return self._completed_source(video_id, action, "video")
-        if not isinstance(value, dict):
-            expected = "a file" if body.multipart else "an object"
-            raise invalid_type("video", expected, describe(value))
-        if set(value) != {"id"}:
-            raise invalid_value("video", "Invalid 'video': expected an object with an 'id'.")
-        if not isinstance(value["id"], str):
-            raise invalid_type("video.id", "a string", describe(value["id"]))
-        return self._completed_source(value["id"], action, "video")
+        video = source_video(body)
+        if isinstance(video, str):
+            return self._completed_source(video, action, "video")
+        with self.store.lock:
+            video_id = self.store.by_video_sha256.get(sha256_hex(video.data))
+        if video_id is None:
+            raise invalid_value(
+                "video",
+                "Invalid 'video': this emulator can only work on videos it generated; pass "
+                '{"id": "video_..."} or upload a video downloaded from it.',
+            )
+        return self._completed_source(video_id, action, "video")
 
     def _check_model(self, body: Body) -> None:
         # Edits and extensions infer the model from the source; a given name must still exist.
@@ -362,7 +292,7 @@ class Emulator:
     async def remix(self, video_id: str, body: Body) -> Job:
         reject_unknown(body, REMIX_FIELDS)
         source = self._completed_source(video_id, "remixed", None)
-        _require(source.model_spec, Feature.REMIX, None)
+        require_feature(source.model_spec, Feature.REMIX, None)
         prompt, tags = self._prompt(body, "videos.remix")
         return self._derived(Kind.REMIX, source, prompt, tags)
 
@@ -370,7 +300,7 @@ class Emulator:
         reject_unknown(body, EDIT_FIELDS)
         self._check_model(body)
         source = self._source_from_body(body, "edited")
-        _require(source.model_spec, Feature.EDIT, "video")
+        require_feature(source.model_spec, Feature.EDIT, "video")
         prompt, tags = self._prompt(body, "videos.edit")
         return self._derived(Kind.EDIT, source, prompt, tags)
 
@@ -405,27 +335,12 @@ class Emulator:
         reject_unknown(body, EXTEND_FIELDS)
         self._check_model(body)
         source = self._source_from_body(body, "extended")
-        _require(source.model_spec, Feature.EXTEND, "video")
+        require_feature(source.model_spec, Feature.EXTEND, "video")
         prompt, tags = self._prompt(body, "videos.extend")
-        seconds = optional_string(body, "seconds")
-        if seconds is None:
-            raise missing("seconds")
-        if seconds not in EXTENSION_SECONDS:
-            raise choice_error("seconds", seconds, EXTENSION_SECONDS)
-        if source.extension_count >= MAX_EXTENSIONS:
-            raise invalid_value(
-                "video",
-                f"Video '{source.id}' has already been extended {source.extension_count} times; "
-                f"at most {MAX_EXTENSIONS} extensions are allowed.",
-            )
+        seconds = extension_seconds(
+            body, source.id, source.spec.total_seconds, source.extension_count
+        )
         total = source.spec.total_seconds + int(seconds)
-        if total > MAX_EXTENDED_SECONDS:
-            raise invalid_value(
-                "seconds",
-                f"Invalid value: '{seconds}'. Extending video '{source.id}' "
-                f"({source.spec.total_seconds} s) by {seconds} s would exceed the maximum total "
-                f"duration of {MAX_EXTENDED_SECONDS} seconds.",
-            )
         seed = derive_seed(
             self.settings.seed, "extension", source.model_spec.name, tags.text, source.spec.seed
         )
@@ -506,16 +421,7 @@ class Emulator:
 
     def create_character(self, body: Body) -> Character:
         reject_unknown(body, CHARACTER_FIELDS)
-        name = required_string(body, "name", max_length=MAX_CHARACTER_NAME)
-        video = body.fields.get("video")
-        if video is None:
-            raise missing("video")
-        if not isinstance(video, Upload):
-            raise invalid_type("video", "a file", describe(video))
-        if video.data[4:8] != b"ftyp":
-            raise invalid_value(
-                "video", "Invalid file format for 'video'. Supported formats are: 'video/mp4'."
-            )
+        name = character_name(body)
         character = Character(id=new_character_id(), name=name, created_at=int(self.clock.now()))
         self.store.add_character(character)
         return character

@@ -91,8 +91,11 @@ class FalProvider:
         spec: ProviderSpec | None = None,
         timeout: float | httpx2.Timeout = DEFAULT_TIMEOUT,
         http_client: httpx2.AsyncClient | None = None,
+        webhook_url: str | None = None,
     ) -> None:
         self._spec = spec or catalog.provider("fal")
+        # fal POSTs here when a request ends (`?fal_webhook=`); the engine still polls as a net.
+        self._submit_params = {"fal_webhook": webhook_url} if webhook_url else None
         self._client = http_client or httpx2.AsyncClient(timeout=timeout)
         self._base = base_url.rstrip("/")
         self._headers = {"authorization": f"Key {api_key}"}
@@ -108,7 +111,7 @@ class FalProvider:
 
     async def create(self, request: CreateRequest) -> UpstreamVideo:
         endpoint_id, body = submission(request)
-        answer = await self._json("POST", f"/{endpoint_id}", json=body)
+        answer = await self._json("POST", f"/{endpoint_id}", json=body, params=self._submit_params)
         request_id = answer.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise ProviderProtocolError(f"fal's submit answer has no request_id: {answer!r}")

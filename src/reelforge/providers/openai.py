@@ -18,7 +18,6 @@ Three SDK facts shape this module (see shared/reference/openai-videos-api.md):
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import (
@@ -27,8 +26,6 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx2
@@ -43,26 +40,21 @@ from reelforge.domain.upstream import (
     CreateRequest,
     ImageBytes,
     ImageUrl,
-    ProviderAuthError,
-    ProviderError,
-    ProviderNotFound,
     ProviderProtocolError,
-    ProviderRateLimited,
     ProviderRejected,
     ProviderTimeout,
-    ProviderUnavailable,
     UpstreamPage,
-    UpstreamStatus,
     UpstreamVideo,
     Variant,
 )
 from reelforge.providers.base import ContentStream, ListOrder
+from reelforge.providers.openai_errors import translated_errors
+from reelforge.providers.openai_reading import optional_str, page_items, upstream_video
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Reads are cheap JSON; a create with a first-frame image uploads a few MB at most. Downloads
 # apply the read timeout per chunk, so a long video is fine as long as bytes keep coming.
 DEFAULT_TIMEOUT = httpx2.Timeout(60.0, connect=5.0)
-POLL_AFTER_HEADER = "openai-poll-after-ms"
 
 _SORA_SHUTDOWN = r"The Sora API is scheduled to permanently shut down"
 
@@ -192,14 +184,14 @@ class OpenAIProvider:
                 limit=openai.omit if limit is None else limit,
                 order=order,
             )
-        with _translated_errors():
+        with translated_errors():
             page = await pending
-        items = tuple(_upstream_video(item) for item in _items(page))
+        items = tuple(upstream_video(item) for item in page_items(page))
         return UpstreamPage(
             items=items,
             # `first_id` is in the envelope but not in the SDK's page model (kept as an extra).
-            first_id=_optional_str(page, "first_id") or (items[0].id if items else None),
-            last_id=_optional_str(page, "last_id") or (items[-1].id if items else None),
+            first_id=optional_str(page, "first_id") or (items[0].id if items else None),
+            last_id=optional_str(page, "last_id") or (items[-1].id if items else None),
             has_more=getattr(page, "has_more", None) is True,
         )
 
@@ -207,7 +199,7 @@ class OpenAIProvider:
         _check_id(video_id)
         with _sora_deprecation_silenced():
             pending = self._client.videos.delete(video_id)
-        with _translated_errors():
+        with translated_errors():
             answer = await pending
         if (
             not isinstance(answer, VideoDeleteResponse)
@@ -236,21 +228,21 @@ class OpenAIProvider:
                 video_id, variant=variant.value
             )
         async with AsyncExitStack() as stack:
-            with _translated_errors():
+            with translated_errors():
                 response = await stack.enter_async_context(manager)
             yield _SdkContentStream(response, variant)
 
     async def _video_from(
         self, manager: AbstractAsyncContextManager[AsyncAPIResponse[Video]]
     ) -> UpstreamVideo:
-        with _translated_errors():
+        with translated_errors():
             async with manager as response:
-                return _upstream_video(await response.parse(), response.headers)
+                return upstream_video(await response.parse(), response.headers)
 
     async def _post_video(self, path: str, body: Mapping[str, object]) -> UpstreamVideo:
-        with _translated_errors():
+        with translated_errors():
             parsed = await self._once.post(path, body=body, cast_to=Video)
-        return _upstream_video(parsed)
+        return upstream_video(parsed)
 
 
 class _SdkContentStream:
@@ -272,7 +264,7 @@ class _SdkContentStream:
 
     async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
         received = 0
-        with _translated_errors():
+        with translated_errors():
             async for chunk in self._response.iter_bytes(chunk_size):
                 received += len(chunk)
                 yield chunk
@@ -288,204 +280,3 @@ def _check_id(video_id: str) -> None:
     # The SDK raises a bare ValueError for an empty id; keep callers on ProviderError.
     if not video_id:
         raise ProviderRejected("a video id is required", code="invalid_value", param="video_id")
-
-
-# SDK response -> domain types. The SDK builds models without validation, so a compatible
-# endpoint may hand us anything: check every field we rely on.
-
-
-def _upstream_video(obj: object, headers: Mapping[str, str] | None = None) -> UpstreamVideo:
-    if not isinstance(obj, Video):
-        raise ProviderProtocolError(f"expected a video object, got {_preview(obj)}")
-    status = _required_str(obj, "status")
-    try:
-        upstream_status = UpstreamStatus(status)
-    except ValueError:
-        allowed = ", ".join(UpstreamStatus)
-        raise ProviderProtocolError(
-            f"unknown video status {status!r} (expected {allowed})"
-        ) from None
-    error = getattr(obj, "error", None)
-    return UpstreamVideo(
-        id=_required_str(obj, "id"),
-        status=upstream_status,
-        model=_required_str(obj, "model"),
-        size=_required_str(obj, "size"),
-        seconds=_seconds(obj),
-        progress=_progress(obj, upstream_status),
-        prompt=_optional_str(obj, "prompt"),
-        created_at=_timestamp(obj, "created_at"),
-        completed_at=_timestamp(obj, "completed_at"),
-        expires_at=_timestamp(obj, "expires_at"),
-        error_code=_optional_str(error, "code"),
-        error_message=_optional_str(error, "message"),
-        remixed_from_video_id=_optional_str(obj, "remixed_from_video_id"),
-        poll_after_ms=_poll_after_ms(headers),
-    )
-
-
-def _items(page: object) -> list[object]:
-    data = getattr(page, "data", None)
-    if not isinstance(data, list):
-        raise ProviderProtocolError(f"expected a list envelope, got {_preview(page)}")
-    return cast(list[object], data)
-
-
-def _required_str(obj: object, name: str) -> str:
-    value = getattr(obj, name, None)
-    if not isinstance(value, str) or not value:
-        raise ProviderProtocolError(
-            f"video field {name!r} must be a non-empty string, got {value!r}"
-        )
-    return value
-
-
-def _optional_str(obj: object, name: str) -> str | None:
-    value = getattr(obj, name, None)
-    return value if isinstance(value, str) and value else None
-
-
-def _seconds(obj: object) -> str:
-    value = getattr(obj, "seconds", None)
-    # The protocol sends a string; tolerate gateways that send a number.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _required_str(obj, "seconds")
-
-
-def _progress(obj: object, status: UpstreamStatus) -> int:
-    value = getattr(obj, "progress", None)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return max(0, min(100, int(value)))
-    if value is None:
-        return 100 if status is UpstreamStatus.COMPLETED else 0
-    raise ProviderProtocolError(f"video field 'progress' must be a number, got {value!r}")
-
-
-def _timestamp(obj: object, name: str) -> datetime | None:
-    value = getattr(obj, name, None)
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return datetime.fromtimestamp(value, UTC)
-        except (OverflowError, OSError, ValueError):
-            pass
-    raise ProviderProtocolError(f"video field {name!r} must be a unix timestamp, got {value!r}")
-
-
-def _poll_after_ms(headers: Mapping[str, str] | None) -> int | None:
-    value = (headers or {}).get(POLL_AFTER_HEADER)
-    if value is None:
-        return None
-    try:
-        return max(0, int(value))
-    except ValueError:
-        return None  # a bad hint is no hint
-
-
-def _preview(obj: object) -> str:
-    text = repr(obj)
-    return f"{type(obj).__name__} {text[:200]}{'…' if len(text) > 200 else ''}"
-
-
-# SDK errors -> domain errors.
-
-
-@contextmanager
-def _translated_errors() -> Iterator[None]:
-    """Turn every SDK and transport failure inside the block into a `ProviderError`."""
-    try:
-        yield
-    except openai.APIError as exc:
-        raise _from_sdk(exc) from exc
-    except httpx2.TransportError as exc:  # raised mid-body, while streaming a download
-        raise _from_transport(exc) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # a 2xx body the SDK can't parse
-        raise ProviderProtocolError(f"upstream answered with invalid JSON: {exc}") from exc
-
-
-def _from_sdk(exc: openai.APIError) -> ProviderError:
-    if isinstance(exc, openai.APIStatusError):
-        return _from_status(exc)
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        if isinstance(cause, httpx2.TransportError):
-            return _from_transport(cause)
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeout("upstream did not answer in time")
-        return ProviderTimeout(f"connection to upstream failed: {cause or exc}")
-    # APIResponseValidationError and any other answer we could not read.
-    status = getattr(exc, "status_code", None)
-    return ProviderProtocolError(exc.message, status=status if isinstance(status, int) else None)
-
-
-def _from_transport(exc: httpx2.TransportError) -> ProviderError:
-    detail = str(exc) or type(exc).__name__
-    # Nothing was sent when connecting (or waiting for a pooled connection) failed.
-    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
-        return ProviderUnavailable(f"cannot reach upstream: {detail}")
-    if isinstance(exc, httpx2.TimeoutException):
-        return ProviderTimeout(f"upstream did not answer in time: {detail}")
-    return ProviderTimeout(f"connection to upstream broke: {detail}")
-
-
-_STATUS_ERRORS: Mapping[int, type[ProviderError]] = {
-    401: ProviderAuthError,
-    403: ProviderAuthError,
-    404: ProviderNotFound,
-    # The SDK's own policy treats these as transient; neither was acted on upstream.
-    408: ProviderUnavailable,
-    409: ProviderUnavailable,
-    429: ProviderRateLimited,
-}
-
-
-def _from_status(exc: openai.APIStatusError) -> ProviderError:
-    status = exc.status_code
-    kind = _STATUS_ERRORS.get(status)
-    if kind is None:
-        kind = ProviderUnavailable if status >= 500 else ProviderRejected
-    return kind(
-        _status_message(exc),
-        status=status,
-        code=exc.code,
-        param=exc.param if isinstance(exc.param, str) else None,
-        retry_after=_retry_after(exc.response.headers),
-        request_id=exc.request_id,
-    )
-
-
-def _status_message(exc: openai.APIStatusError) -> str:
-    body = exc.body  # the inner `error` object when upstream sent the protocol's envelope
-    if isinstance(body, Mapping):
-        message = body.get("message")
-        if isinstance(message, str) and message:
-            return message
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:500]
-    return exc.message
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds upstream asked us to wait: `retry-after-ms`, else `retry-after` (secs or date)."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -101,6 +101,7 @@ def build_provider(
         return FalProvider(
             api_key=_required(settings.fal_api_key, "fal", "FAL_KEY"),
             base_url=settings.fal_base_url or FAL_BASE_URL,
+            webhook_url=settings.fal_webhook_url,
         )
     if name is ProviderName.VEO:
         from reelforge.providers.veo import DEFAULT_BASE_URL as GEMINI_BASE_URL

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -98,6 +99,33 @@ class InboundWebhooks:
                 f"{self.provider!r}",
             )
         event = _event(self._verifier, body, headers)
+        match = None
+        if event.provider_video_id is not None:
+            match = Video.provider_video_id == event.provider_video_id
+        data = {"type": event.type, "webhook_id": event.webhook_id}
+        if event.event_id is not None:
+            data["event_id"] = event.event_id
+        return await self.record(
+            provider,
+            webhook_id=event.webhook_id,
+            event_type=event.type,
+            provider_video_id=event.provider_video_id,
+            match=match,
+            data=data,
+        )
+
+    async def record(
+        self,
+        provider: str,
+        *,
+        webhook_id: str,
+        event_type: str,
+        provider_video_id: str | None,
+        match: ColumnElement[bool] | None,
+        data: dict[str, Any],
+    ) -> Receipt:
+        """Record one verified delivery (once per `webhook_id`) and nudge the running video of
+        `provider` that `match` picks, if any; any verifier's deliveries come through here."""
         now = utcnow()
         try:
             async with self._database.session() as session, session.begin():
@@ -106,16 +134,16 @@ class InboundWebhooks:
                 session.add(
                     WebhookReceipt(
                         provider=provider,
-                        webhook_id=event.webhook_id,
-                        event_type=event.type,
-                        provider_video_id=event.provider_video_id,
+                        webhook_id=webhook_id,
+                        event_type=event_type,
+                        provider_video_id=provider_video_id,
                         received_at=now,
                     )
                 )
                 await session.flush()
                 video_id = None
-                if event.provider_video_id is not None:
-                    video_id = await self._nudge(session, event, now)
+                if match is not None:
+                    video_id = await _nudge(session, provider, match, data, now)
         except IntegrityError:
             return Receipt(duplicate=True)
         if video_id is not None and self.on_nudge is not None:
@@ -126,41 +154,37 @@ class InboundWebhooks:
                 log.exception("on_nudge failed", video_id=video_id)
         return Receipt(duplicate=False, nudged_video_id=video_id)
 
-    async def _nudge(self, session: AsyncSession, event: _Event, now: datetime) -> str | None:
-        """Make the video's next check due now, if it is ours and still running."""
-        video_id = await session.scalar(
-            select(Video.id).where(
-                Video.provider == self.provider,
-                Video.provider_video_id == event.provider_video_id,
-                Video.job_state.not_in(_TERMINAL),
-            )
+
+async def _nudge(
+    session: AsyncSession,
+    provider: str,
+    match: ColumnElement[bool],
+    data: dict[str, Any],
+    now: datetime,
+) -> str | None:
+    """Make the video's next check due now, if it is ours and still running."""
+    video_id = await session.scalar(
+        select(Video.id).where(Video.provider == provider, match, Video.job_state.not_in(_TERMINAL))
+    )
+    if video_id is None:
+        return None
+    result = await session.execute(
+        update(Video)
+        .where(Video.id == video_id, Video.job_state.not_in(_TERMINAL))
+        .values(next_check_at=now)
+    )
+    if not getattr(result, "rowcount", 0):
+        return None
+    session.add(
+        VideoEvent(
+            video_id=video_id,
+            kind=EventKind.WEBHOOK_RECEIVED,
+            actor=f"webhook:{provider}"[:80],
+            data={"provider": provider, **data},
+            created_at=now,
         )
-        if video_id is None:
-            return None
-        result = await session.execute(
-            update(Video)
-            .where(Video.id == video_id, Video.job_state.not_in(_TERMINAL))
-            .values(next_check_at=now)
-        )
-        if not getattr(result, "rowcount", 0):
-            return None
-        data: dict[str, Any] = {
-            "provider": self.provider,
-            "type": event.type,
-            "webhook_id": event.webhook_id,
-        }
-        if event.event_id is not None:
-            data["event_id"] = event.event_id
-        session.add(
-            VideoEvent(
-                video_id=video_id,
-                kind=EventKind.WEBHOOK_RECEIVED,
-                actor=f"webhook:{self.provider}"[:80],
-                data=data,
-                created_at=now,
-            )
-        )
-        return str(video_id)
+    )
+    return str(video_id)
 
 
 def _event(verifier: Webhook, body: bytes, headers: Mapping[str, str]) -> _Event:

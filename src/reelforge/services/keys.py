@@ -41,10 +41,12 @@ def _digest(token: str) -> str:
 
 class ApiKeys:
     def __init__(
-        self, database: Database, *, cache: ReadCache | None = None, bus: Bus | None = None
+        self, database: Database, bus: Bus | None = None, *, cache: ReadCache | None = None
     ) -> None:
         self._database = database
         self._cache = cache or ReadCache()
+        # Told of a revoke, every process drops the key before its next request
+        # (services/read_cache.py) and live-update connections opened with it close.
         self._bus = bus
 
     async def create(self, account: Account, name: str = "") -> tuple[KeyInfo, str]:
@@ -71,16 +73,22 @@ class ApiKeys:
 
     async def revoke(self, account: Account, key_id: str) -> KeyInfo:
         """Revoke one of `account`'s keys (idempotent); another user's key is not found."""
+        return await self._revoke(key_id, owner_id=account.id)
+
+    async def revoke_any(self, key_id: str) -> KeyInfo:
+        """Revoke anyone's key (an admin's act; idempotent)."""
+        return await self._revoke(key_id, owner_id=None)
+
+    async def _revoke(self, key_id: str, *, owner_id: str | None) -> KeyInfo:
         async with self._database.session() as session, session.begin():
             key = await session.get(ApiKey, key_id)
-            if key is None or key.user_id != account.id:
+            if key is None or owner_id not in (None, key.user_id):
                 raise NotFoundError("api key", key_id)
             key.revoked_at = key.revoked_at or utcnow()
-            revoked = queries.to_key_info(key)
+            info = queries.to_key_info(key)
         if self._bus is not None:
-            # Every process drops the key before its next request (services/read_cache.py).
-            await self._bus.publish(Notice(Topic.KEY, revoked.id, revoked.user_id))
-        return revoked
+            await self._bus.publish(Notice(Topic.KEY, key_id, info.user_id, frozenset({"revoked"})))
+        return info
 
     async def authenticate(self, token: str) -> Account | None:
         """The active account a live key belongs to, or None."""

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row
@@ -48,7 +48,7 @@ from reelforge.domain.videos import (
 from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.read_cache import ReadCache
 from reelforge.services.references import check_reference
-from reelforge.storage import ObjectStream, Storage
+from reelforge.storage import Storage
 
 Notify = Callable[[str], Awaitable[None]]
 # Called once a create or remix has passed every check and is about to be accepted: where the
@@ -297,16 +297,6 @@ class Videos:
         if stored is None:
             raise NotFoundError(f"{variant} of video", video_id)
         return stored
-
-    async def open_archived(
-        self, stored: ArchivedObject, start: int = 0, length: int | None = None
-    ) -> ObjectStream:
-        """Stream (a byte range of) an archived object, never whole in memory."""
-        return await self._storage.open(stored.key, start, length)
-
-    async def archived_url(self, stored: ArchivedObject, expires_in: timedelta) -> str | None:
-        """A short-lived URL straight to the archived object, or None when the store can't sign."""
-        return await self._storage.presigned_url(stored.key, expires_in)
 
     async def usage(self, account: Account) -> QuotaUsage:
         now = utcnow()

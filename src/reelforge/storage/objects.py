@@ -226,6 +226,17 @@ class Storage:
         directory = Path(self._store.prefix) / prefix
         return await anyio.to_thread.run_sync(_remove_staging_files, directory, older_than)
 
+    def local_path(self, key: str) -> Path | None:
+        """Where `key` lives on this machine's disk, or None when the store is not a directory.
+
+        The server can then send the file itself (pathsend, sendfile) instead of streaming it
+        through the event loop.
+        """
+        validate_key(key)
+        if not isinstance(self._store, LocalStore) or self._store.prefix is None:
+            return None
+        return Path(self._store.prefix) / key
+
     async def presigned_url(self, key: str, expires_in: timedelta) -> str | None:
         """A time-limited GET URL straight to the bucket, or None when the store can't sign."""
         validate_key(key)

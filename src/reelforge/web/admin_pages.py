@@ -40,6 +40,8 @@ async def admin_page(request: Request, account: PageAccount, runtime: RuntimeDep
     activity = await runtime.admin.activity(CHART_DAYS)
     users = await runtime.accounts.list()
     usages = {user.id: await runtime.videos.usage(user) for user in users}
+    emails = {user.id: user.email for user in users}
+    keys = [key for user in users for key in await runtime.keys.list(user)]
     return render(
         request,
         "admin.html",
@@ -64,6 +66,8 @@ async def admin_page(request: Request, account: PageAccount, runtime: RuntimeDep
             },
             "users": users,
             "usages": usages,
+            "keys": sorted(keys, key=lambda key: key.created_at, reverse=True),
+            "emails": emails,
             "failed": await runtime.admin.failed_videos(25),
             "jobs": await runtime.admin.recent_jobs(25),
             "deliveries": await runtime.admin.deliveries(None, 25),

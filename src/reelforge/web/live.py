@@ -25,12 +25,14 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from reelforge.api.schemas import VideoOut
 from reelforge.bus import Bus, Notice, Topic
+from reelforge.bus.seats import LocalSeats, Seat, Seats
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import NotFoundError
 from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import MAX_LIST_LIMIT, VideoView
 from reelforge.logs import get_logger
+from reelforge.services.links import FileLinks
 from reelforge.services.videos import Videos
 
 log = get_logger("reelforge.live")
@@ -60,9 +62,9 @@ class Update:
         self.event_id = str(time.time_ns() // 1_000_000)
 
     @classmethod
-    def of(cls, view: VideoView, read_at: int) -> Update:
+    def of(cls, view: VideoView, read_at: int, links: FileLinks) -> Update:
         """The video as `GET /api/videos/{id}` has it in `data`, plus the guide's `videoId`."""
-        payload = VideoOut.of(view).model_dump(mode="json")
+        payload = VideoOut.of(view, links).model_dump(mode="json")
         return cls(view.id, {"videoId": view.id, **payload}, read_at)
 
     @classmethod
@@ -74,7 +76,7 @@ class Update:
 class TooManyConnections(Exception):
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"at most {limit} live-update connections per user on this server")
+        super().__init__(f"at most {limit} live-update connections per user")
 
 
 Send = Callable[[Update], Awaitable[None]]
@@ -92,8 +94,10 @@ class Watcher:
         close: Close,
         *,
         everything: bool,
+        seat: Seat,
     ) -> None:
         self.account = account
+        self.seat = seat
         self.authenticate = authenticate
         self.everything = everything
         self.videos: set[str] = set()
@@ -126,16 +130,25 @@ class Live:
     """This process's watchers, and the one bus subscription that keeps them up to date."""
 
     def __init__(
-        self, bus: Bus, videos: Videos, *, connections_per_user: int, horizon: timedelta
+        self,
+        bus: Bus,
+        videos: Videos,
+        links: FileLinks,
+        *,
+        connections_per_user: int,
+        horizon: timedelta,
+        seats: Seats | None = None,
     ) -> None:
         self._bus = bus
         self._videos = videos
+        self._links = links
         self._cap = connections_per_user
+        # The cap counts a user's connections in every process (LocalSeats: this one only).
+        self._seats = seats or LocalSeats()
         # No video changes later than this after it was created (the job deadline), so a
         # reconnecting stream looks no further back for what it missed.
         self._horizon = horizon
         self._watchers: set[Watcher] = set()
-        self._per_user: dict[str, int] = {}
         self._everything: set[Watcher] = set()  # watchers of all their videos
         self._following: dict[str, set[Watcher]] = {}
         self._pending: dict[str, set[Watcher]] = {}  # `follow` reads in flight
@@ -143,7 +156,7 @@ class Live:
         self._reads = anyio.CapacityLimiter(READS_AT_ONCE)
         self._tasks: TaskGroup | None = None
 
-    def connect(
+    async def connect(
         self,
         account: Account,
         authenticate: Authenticate,
@@ -153,11 +166,10 @@ class Live:
         everything: bool = False,
     ) -> Watcher:
         """A new watcher of `account`'s; TooManyConnections past the per-user cap."""
-        count = self._per_user.get(account.id, 0)
-        if count >= self._cap:
+        seat = await self._seats.take(account.id, self._cap)
+        if seat is None:
             raise TooManyConnections(self._cap)
-        self._per_user[account.id] = count + 1
-        watcher = Watcher(account, authenticate, send, close, everything=everything)
+        watcher = Watcher(account, authenticate, send, close, everything=everything, seat=seat)
         self._watchers.add(watcher)
         if everything:
             self._everything.add(watcher)
@@ -171,10 +183,8 @@ class Live:
         self._everything.discard(watcher)
         for video_id in watcher.videos:
             self._unlink(watcher, video_id)
-        user = watcher.account.id
-        self._per_user[user] -= 1
-        if not self._per_user[user]:
-            del self._per_user[user]
+        if self._tasks is not None:
+            self._start(self._seats.release, watcher.seat)
 
     async def follow(self, watcher: Watcher, video_id: str) -> bool:
         """Follow `video_id` if the watcher's account may see it, sending its state now;
@@ -200,7 +210,7 @@ class Live:
             return False
         watcher.videos.add(video_id)
         self._following.setdefault(video_id, set()).add(watcher)
-        await watcher.deliver(Update.of(view, read_at))
+        await watcher.deliver(Update.of(view, read_at, self._links))
         return True
 
     def followers(self, video_id: str) -> int:
@@ -222,15 +232,19 @@ class Live:
         for view in views:
             if view.id not in seen:
                 seen.add(view.id)
-                await watcher.deliver(Update.of(view, read_at))
+                await watcher.deliver(Update.of(view, read_at, self._links))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Follow the bus until cancelled; started once the subscription is in place."""
         async with self._bus.subscribe() as notices, anyio.create_task_group() as tasks:
             self._tasks = tasks
+            tasks.start_soon(self._seats.keep)
             task_status.started()
-            async for notice in notices:
-                self._take(notice)
+            try:
+                async for notice in notices:
+                    self._take(notice)
+            finally:
+                self._tasks = None
 
     async def close(self) -> None:
         """Close every watcher (server shutdown): SSE streams end, socket.io clients are
@@ -238,6 +252,8 @@ class Live:
         for watcher in list(self._watchers):
             await watcher.close()
             self.disconnect(watcher)
+            with anyio.CancelScope(shield=True):
+                await self._seats.release(watcher.seat)
 
     def _take(self, notice: Notice) -> None:
         match notice.topic:
@@ -287,7 +303,8 @@ class Live:
             return
         read_at = time.monotonic_ns()
         try:
-            update = Update.of(await self._videos.get(targets[0].account, video_id), read_at)
+            view = await self._videos.get(targets[0].account, video_id)
+            update = Update.of(view, read_at, self._links)
         except NotFoundError:
             update = Update.gone(video_id, read_at)
         for watcher in self._targets(video_id, owner_id):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -19,7 +20,8 @@ from reelforge.domain.errors import InputError, NotFoundError
 from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import VideoView
 from reelforge.services.lineage import Lineage
-from reelforge.web.templating import STATIC_DIR, render, static_url
+from reelforge.services.links import FileLinks
+from reelforge.web.templating import STATIC_DIR, render, static_url, templates
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,9 +64,9 @@ def not_found(request: Request, account: Account | None, what: str = "page") -> 
     return render(request, "not_found.html", account, {"what": what}, status_code=404)
 
 
-def video_json(view: VideoView) -> dict[str, Any]:
+def video_json(view: VideoView, links: FileLinks) -> dict[str, Any]:
     """A video as the API (and its live streams) show it, for the page's script."""
-    return VideoOut.of(view).model_dump(mode="json")
+    return VideoOut.of(view, links).model_dump(mode="json")
 
 
 def model_json(model: ModelSpec) -> dict[str, Any]:
@@ -124,7 +126,7 @@ async def gallery(
         account,
         {
             "videos": items,
-            "videos_json": [video_json(v) for v in items],
+            "videos_json": [video_json(v, runtime.links) for v in items],
             "filters": filters,
             "filtered": any(filters.values()),
             "statuses": list(VideoStatus),
@@ -198,7 +200,7 @@ async def video_page(
         account,
         {
             "video": view,
-            "video_json": video_json(view),
+            "video_json": video_json(view, runtime.links),
             "events": events,
             "lineage": lineage,
             "compare_with": _compare_candidates(lineage, view),
@@ -258,6 +260,30 @@ async def manifest() -> JSONResponse:
             ],
         },
         media_type="application/manifest+json",
+    )
+
+
+# What the offline page needs; the service worker keeps these (and nothing else) for offline.
+OFFLINE_ASSETS = ("css/app.css", "icons/icon.svg", "icons/icon-192.png")
+
+
+@router.get("/offline")
+async def offline(request: Request) -> HTMLResponse:
+    """Shown by the service worker when a page can't be reached; no one's data on it."""
+    return render(request, "offline.html", None)
+
+
+@router.get("/sw.js")
+async def service_worker(request: Request) -> Response:
+    """The service worker, at the root so its scope is the whole studio; revalidated on every
+    visit so a new release takes over (its cache name follows the assets' hashes)."""
+    assets = [static_url(path) for path in OFFLINE_ASSETS]
+    version = hashlib.sha256(" ".join(assets).encode()).hexdigest()[:10]
+    body = templates.get_template("sw.js").render(version=version, assets=assets)
+    return Response(
+        body,
+        media_type="text/javascript",
+        headers={"cache-control": "no-cache"},
     )
 
 

@@ -5,17 +5,24 @@
 Beyond the guide: a client proves who it is when it connects (an API key or JWT as
 `auth: {token}` or an `Authorization: Bearer` header, or the session cookie), may hold only so
 many connections, and subscribing to a video it may not see does nothing at all, exactly as for
-an id that doesn't exist. The default same-origin check stays on, so another site's page can't
-open a socket riding on a visitor's session cookie. Updates come from `web.live` (fed by the bus,
-in every process), so no Redis manager is needed across processes.
+an id that doesn't exist. Only the studio's own origin and REELFORGE_CORS_ORIGINS may open a
+socket (`OriginGate`), so another site's page can't ride on a visitor's session cookie; the app's
+CORS middleware sends the Access-Control headers, engine.io's own CORS handling is off so they are
+sent once. Updates come from `web.live` (fed by the bus, in every process), so no Redis manager is
+needed across processes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import socketio
 from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reelforge.domain.accounts import Account
 from reelforge.runtime import Runtime
@@ -28,11 +35,14 @@ UPDATE = "video:update"
 MAX_ID_LENGTH = 80
 
 
-def socket_app(app: FastAPI) -> socketio.ASGIApp:
-    """The socket.io endpoint of `app` (mount it at PATH); it reads the runtime and the live
-    updates from `app.state` once the lifespan has opened them."""
+def socket_app(app: FastAPI, cors_origins: Iterable[str] = ()) -> ASGIApp:
+    """The socket.io endpoint of `app` (mount it at PATH), open to pages of `cors_origins` too;
+    it reads the runtime and the live updates from `app.state` once the lifespan opened them."""
     server = socketio.AsyncServer(
         async_mode="asgi",
+        # [] turns engine.io's CORS off (no origin check, no headers): OriginGate checks the
+        # origin, and the CORS middleware answers preflights and adds the headers.
+        cors_allowed_origins=[],
         # One client's events run in order: an unsubscribe never overtakes its subscribe.
         async_handlers=False,
         logger=False,
@@ -68,7 +78,7 @@ def socket_app(app: FastAPI) -> socketio.ASGIApp:
             await server.disconnect(sid)
 
         try:
-            watchers[sid] = live.connect(account, authenticate, send, close)
+            watchers[sid] = await live.connect(account, authenticate, send, close)
         except TooManyConnections as exc:
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
 
@@ -96,7 +106,34 @@ def socket_app(app: FastAPI) -> socketio.ASGIApp:
     server.on("subscribe:video", subscribe)
     server.on("unsubscribe:video", unsubscribe)
     server.on("disconnect", disconnect)
-    return socketio.ASGIApp(server, socketio_path=PATH)
+    return OriginGate(socketio.ASGIApp(server, socketio_path=PATH), cors_origins)
+
+
+class OriginGate:
+    """Refuses a request or websocket whose Origin is neither the server's own nor one of the
+    configured ones: browsers send Origin on both, and a websocket has no CORS to stop it."""
+
+    def __init__(self, app: ASGIApp, origins: Iterable[str]) -> None:
+        self.app = app
+        self.origins = frozenset(origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not self.admits(Headers(scope=scope)):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                refusal = PlainTextResponse("origin not allowed", status_code=403)
+                await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def admits(self, headers: Headers) -> bool:
+        origin = headers.get("origin")
+        if origin is None or origin in self.origins:
+            return True  # not a browser page, or a configured front end
+        # Same origin: a page of this server's (through a proxy, the host the browser used).
+        host = headers.get("x-forwarded-host", headers.get("host", "")).split(",")[0].strip()
+        return bool(host) and urlsplit(origin).netloc == host
 
 
 def _is_id(value: object) -> bool:

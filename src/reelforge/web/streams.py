@@ -91,7 +91,7 @@ async def video_stream(
 ) -> EventSourceResponse:
     # Whatever the client last saw, it gets the video's state now: nothing more to look up.
     _since(last_event_id)
-    live, inbox, watcher = _connect(request, runtime, account, everything=False)
+    live, inbox, watcher = await _connect(request, runtime, account, everything=False)
     try:
         if not await live.follow(watcher, video_id):
             raise NotFoundError("video", video_id)
@@ -119,7 +119,7 @@ async def all_videos_stream(
     last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     since = _since(last_event_id)
-    live, inbox, watcher = _connect(request, runtime, account, everything=True)
+    live, inbox, watcher = await _connect(request, runtime, account, everything=True)
     return _response(runtime, _events(live, watcher, inbox, catch_up=True, since=since))
 
 
@@ -131,7 +131,7 @@ def _since(last_event_id: str | None) -> datetime | None:
     return datetime.fromtimestamp(int(last_event_id) / 1000, UTC)
 
 
-def _connect(
+async def _connect(
     request: Request, runtime: Runtime, account: Account, *, everything: bool
 ) -> tuple[Live, Inbox, Watcher]:
     live: Live = request.app.state.live
@@ -143,7 +143,9 @@ def _connect(
     assert authenticate is not None, "CurrentAccount let an anonymous caller through"
     inbox = Inbox()
     try:
-        watcher = live.connect(account, authenticate, inbox.put, inbox.close, everything=everything)
+        watcher = await live.connect(
+            account, authenticate, inbox.put, inbox.close, everything=everything
+        )
     except TooManyConnections as exc:
         raise ApiError(
             429, "too_many_connections", str(exc), headers={"Retry-After": "30"}

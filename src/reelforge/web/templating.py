@@ -11,8 +11,11 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from reelforge.domain.accounts import Account
+from reelforge.domain.upstream import Variant
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -64,7 +67,16 @@ def span(start: datetime | None, end: datetime | None) -> str:
     return f"{hours} h {minutes} min"
 
 
+@pass_context
+def file_url(context: Context, video_id: str, variant: str) -> str:
+    """A signed URL of an archived file (the media of a page need no credential lookup)."""
+    request: Request = context["request"]
+    url: str = request.app.state.runtime.links.url(video_id, Variant(variant))
+    return url
+
+
 templates.env.globals["static"] = static_url
+templates.env.globals["file_url"] = file_url
 templates.env.filters["money"] = money
 templates.env.filters["status_label"] = status_label
 templates.env.filters["iso"] = iso

@@ -13,7 +13,7 @@ from reelforge.providers.base import Provider
 from reelforge.runtime import Runtime
 from reelforge.services.housekeeping import Housekeeping
 from reelforge.services.jobs import Jobs
-from reelforge.services.ratelimits import RateLimiter, limiter_storage
+from reelforge.services.upstream_limits import LimitedProvider, UpstreamLimits
 from reelforge.worker.engine import Engine, EngineConfig, Every, worker_name
 from reelforge.worker.steps import Steps
 
@@ -35,18 +35,16 @@ def engine_for(
     owner = worker_name()
     jobs = Jobs(runtime.database)
     providers = provider if isinstance(provider, Mapping) else {provider.name: provider}
+    # Each vendor's own rate limit and 429 pauses, per provider (services/upstream_limits.py).
+    limits = UpstreamLimits.from_settings(settings, runtime.redis, list(providers))
     steps = Steps(
         runtime.lifecycle,
         jobs,
         runtime.storage,
-        providers,
+        {name: LimitedProvider(each, limits) for name, each in providers.items()},
         deadline=timedelta(minutes=settings.job_deadline_minutes),
         webhooks=settings.provider_webhook_secret is not None,
-    )
-    limiter = RateLimiter(
-        settings.provider_rate_limit,
-        limiter_storage(runtime.redis, settings.redis_key_prefix),
-        scope="upstream",
+        limits=limits,
     )
     housekeeping = Housekeeping(
         runtime.database,
@@ -61,8 +59,6 @@ def engine_for(
             concurrency=concurrency or settings.worker_concurrency,
             lease=timedelta(seconds=settings.lease_seconds),
         ),
-        provider_limiter=limiter,
-        provider_name=next(iter(providers)),
         owner=owner,
         periodic=[
             Every(HEARTBEAT_SECONDS, partial(runtime.heartbeats.beat, owner)),

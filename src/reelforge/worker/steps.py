@@ -25,6 +25,7 @@ from reelforge.providers.base import Provider
 from reelforge.services import archive
 from reelforge.services.jobs import Claim, Jobs
 from reelforge.services.lifecycle import Lifecycle
+from reelforge.services.upstream_limits import UpstreamLimits
 from reelforge.storage import Storage, StorageError
 from reelforge.worker.upstream import find_upstream, start_upstream
 
@@ -57,6 +58,7 @@ class Steps:
         deadline: timedelta,
         webhooks: bool = False,
         rng: random.Random | None = None,
+        limits: UpstreamLimits | None = None,
     ) -> None:
         self._lifecycle = lifecycle
         self._jobs = jobs
@@ -66,6 +68,7 @@ class Steps:
         self._deadline = deadline
         self._webhooks = webhooks
         self._rng = rng or random.Random()
+        self._limits = limits
 
     def _for(self, video: VideoRecord) -> Provider:
         provider = self._providers.get(video.provider)
@@ -82,6 +85,9 @@ class Steps:
             return StepResult(None)
         if video.deadline_at is not None and now >= video.deadline_at:
             return await self._fail(claim, "deadline_exceeded", "The video took too long to make")
+        if self._limits is not None:
+            # Before anything is written: a step held back by the vendor's limit costs nothing.
+            await self._limits.admit(video.provider)
         if video.job_state is JobState.ACCEPTED:
             return await self._submit(claim, video)
         if video.job_state is JobState.SUBMITTING and video.provider_video_id is None:

@@ -79,12 +79,15 @@ const download = await apiClient.get(new URL(done.file_url, apiUrl).href, {
   responseType: 'arraybuffer',
 });
 const bytes = Buffer.from(download.data);
+const guideLink = await apiClient.get(videoApi.getDownloadUrl(done.id), {
+  responseType: 'arraybuffer',
+});
 report.download = {
   status: download.status,
   type: download.headers['content-type'],
   bytes: bytes.length,
   box: bytes.subarray(4, 8).toString('latin1'),
-  sameAsGuideLink: new URL(done.file_url, apiUrl).href === videoApi.getDownloadUrl(done.id),
+  guideLinkSameBytes: Buffer.compare(Buffer.from(guideLink.data), bytes) === 0,
 };
 
 // From here on, upstream holds every video in progress: nothing else renders, and a video

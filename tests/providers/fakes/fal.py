@@ -1,12 +1,19 @@
-"""A fake of fal's queue REST protocol (submit, status, result, cancel) and its media CDN."""
+"""A fake of fal's queue REST protocol (submit, status, result, cancel), its media CDN, and
+the key set (JWKS) its webhooks are signed with."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
+import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -31,6 +38,9 @@ class FalJob:
     junk: bool = False
     cancelled: bool = False
     polls: int = 0
+    webhook_url: str | None = None
+    # A status answer has said COMPLETED (from then on the output URL is live, until it expires).
+    completed_reported: bool = False
 
 
 @dataclass
@@ -48,11 +58,16 @@ class FalFake:
     steps_next: list[str] | None = None
     # The next job's "video" is bytes no decoder reads.
     junk_next: bool = False
+    # The key fal signs webhooks with; `jwks` publishes its public half.
+    signing_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    jwks_fetches: int = 0
+    jwks_down: bool = False
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/.well-known/jwks.json", self.jwks, methods=["GET"]),
                 Route("/files/{name}", self.cdn, methods=["GET", "HEAD"]),
                 Route("/{owner}/{alias}/requests/{rid}/status", self.status, methods=["GET"]),
                 Route("/{owner}/{alias}/requests/{rid}/cancel", self.cancel, methods=["PUT"]),
@@ -77,6 +92,7 @@ class FalFake:
         rid = str(uuid.UUID(int=next(self._ids) + 1))
         owner, alias = endpoint.split("/")[:2]
         job = FalJob(app=f"{owner}/{alias}", endpoint=endpoint, input=body)
+        job.webhook_url = request.query_params.get("fal_webhook")
         if self.fail_next is not None:
             job.error_type, job.error = self.fail_next
             self.fail_next = None
@@ -119,6 +135,7 @@ class FalFake:
         else:
             body["logs"] = [{"message": "working", "level": "INFO"}]
         if state == "COMPLETED":
+            job.completed_reported = True
             body["metrics"] = {"inference_time": 1.0}
             if job.error:
                 body["error"], body["error_type"] = job.error, job.error_type
@@ -158,3 +175,47 @@ class FalFake:
         if request.method == "HEAD":
             return Response(headers={"content-length": str(len(data))}, media_type="video/mp4")
         return Response(data, media_type="video/mp4")
+
+    async def jwks(self, request: Request) -> Response:
+        self.jwks_fetches += 1
+        if self.jwks_down:
+            return PlainTextResponse("upstream connect error", status_code=503)
+        raw = self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return JSONResponse({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]})
+
+    def webhook(
+        self,
+        request_id: str,
+        *,
+        status: str = "OK",
+        timestamp: int | None = None,
+        key: Ed25519PrivateKey | None = None,
+        body: bytes | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """A webhook delivery for `request_id` as fal sends it: the body and signed headers.
+
+        `key` signs with another key (a forgery), `body` replaces what was signed (tampering).
+        """
+        payload: dict[str, Any] = {
+            "request_id": request_id,
+            "gateway_request_id": request_id,
+            "status": status,
+            "payload": {"video": {"url": f"{self.root}/files/{request_id}.mp4"}},
+        }
+        if status == "ERROR":
+            payload["error"] = "Invalid status code: 422"
+        signed = json.dumps(payload).encode()
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        user_id = "fal-user-1"
+        digest = hashlib.sha256(signed).hexdigest()
+        message = "\n".join((request_id, user_id, stamp, digest)).encode()
+        signature = (key or self.signing_key).sign(message).hex()
+        headers = {
+            "content-type": "application/json",
+            "x-fal-webhook-request-id": request_id,
+            "x-fal-webhook-user-id": user_id,
+            "x-fal-webhook-timestamp": stamp,
+            "x-fal-webhook-signature": signature,
+        }
+        return (signed if body is None else body), headers

@@ -24,14 +24,16 @@ class VeoOperation:
     model: str
     body: dict[str, Any]
     polls_left: int = 1
-    outcome: str = "video"  # "video", "filtered" or "error"
+    outcome: str = "video"  # "video", "filtered", "error" or "empty" (malformed)
     file_id: str = ""
+    # An answer has said `done` (from then on the file is downloadable, until it expires).
+    done_reported: bool = False
 
 
 @dataclass
 class VeoFake:
     operations: dict[str, VeoOperation] = field(default_factory=dict)
-    refuse_next: tuple[int, dict[str, Any]] | None = None
+    refuse_next: tuple[int, Any] | None = None
     outcome_next: str = "video"
     deleted_files: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -79,9 +81,12 @@ class VeoFake:
         if operation.polls_left > 0:
             operation.polls_left -= 1
             return JSONResponse({"name": name, "done": False})
+        operation.done_reported = True
         answer: dict[str, Any] = {"name": name, "done": True}
         if operation.outcome == "error":
             answer["error"] = {"code": 3, "message": "The input image is not supported"}
+        elif operation.outcome == "empty":
+            pass  # done, with neither `response` nor `error`: not a shape Google documents
         elif operation.outcome == "filtered":
             answer["response"] = {
                 "@type": RESPONSE_TYPE,

@@ -28,7 +28,11 @@ def axe_source() -> str:
 def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("studio")
     environment = server_environment(
-        directory / "data", ADMIN_PASSWORD=ADMIN_PASSWORD, CREATE_RATE_LIMIT="100/minute"
+        directory / "data",
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+        CREATE_RATE_LIMIT="100/minute",
+        # Every test signs the admin in to make its users, and signs someone in itself.
+        LOGIN_RATE_LIMIT="100/minute",
     )
     with served(environment, directory) as server, ThreadPoolExecutor(1) as thread:
         # A loop of its own: this synchronous fixture may run while the tests' loop does.

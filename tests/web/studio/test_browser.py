@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 
 import httpx
 from PIL import Image
@@ -192,6 +193,13 @@ def test_the_admin_sees_charts_and_edits_a_quota(
     browser: Browser, studio: ServerProcess, inspector: Inspector
 ) -> None:
     make_user(studio, "quota@example.com")
+    with httpx.Client(base_url=studio.base_url) as client:
+        token = client.post(
+            "/api/auth/token", json={"email": "quota@example.com", "password": USER_PASSWORD}
+        ).json()["data"]["access_token"]
+        key = client.post(
+            "/api/keys", json={"name": "cron job"}, headers={"authorization": f"Bearer {token}"}
+        ).json()["data"]
     context, page = signed_in(browser, studio, inspector, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.goto("/admin")
     expect(page.locator('[data-chart="videos"] svg')).to_be_visible()
@@ -202,6 +210,24 @@ def test_the_admin_sees_charts_and_edits_a_quota(
     row.locator("button[type=submit]").click()
     expect(page.locator("#toast")).to_contain_text("Saved: 7 videos")
     inspector.look(page, "admin")
+    # The job inspector: one video's job and its events timeline.
+    page.locator("#jobs-h").scroll_into_view_if_needed()
+    first_job = page.locator('a[href^="/admin/jobs/video_"]').first
+    if first_job.count():
+        first_job.click()
+        page.wait_for_url(re.compile(r".*/admin/jobs/video_[0-9a-f]+$"))
+        inspector.look(page, "admin-job")
+        page.go_back()
+
+    # Any user's key, revoked by the admin: it stops working at once.
+    key_row = page.locator(f'tr[data-key-id="{key["id"]}"]')
+    expect(key_row).to_contain_text("quota@example.com")
+    page.once("dialog", lambda dialog: dialog.accept())
+    key_row.locator('[data-action="revoke-key"]').click()
+    expect(key_row.locator(".pill")).to_have_text("Revoked")
+    with httpx.Client(base_url=studio.base_url) as client:
+        refused = client.get("/api/me", headers={"authorization": f"Bearer {key['key']}"})
+    assert refused.status_code == 401
 
     user_id = row.get_attribute("data-user-id")
     usage = page.request.get(f"/api/admin/users/{user_id}/usage").json()["data"]
@@ -262,8 +288,38 @@ def test_docs_render_offline_under_the_csp(
 
     expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
     assert outside == []
-    page.screenshot(path=str(SCREENSHOTS / "docs-1280.png"))
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SCREENSHOTS / f"docs-{width}.png"))
     context.close()
+    inspector.assert_clean()
+
+
+def test_the_studio_installs_and_shows_its_offline_page(
+    browser: Browser, studio: ServerProcess, inspector: Inspector
+) -> None:
+    make_user(studio, "traveller@example.com")
+    context, page = signed_in(browser, studio, inspector, "traveller@example.com", USER_PASSWORD)
+    scope = page.evaluate("async () => (await navigator.serviceWorker.ready).scope")
+    assert scope == f"{studio.base_url}/"
+    # The manifest a browser installs from: the one the page links, with its icons.
+    manifest = page.request.get(page.locator('link[rel="manifest"]').get_attribute("href") or "")
+    assert manifest.json()["display"] == "standalone"
+
+    context.set_offline(True)
+    page.goto("/account")
+    expect(page.get_by_role("heading", name="You're offline")).to_be_visible()
+    # Its stylesheet came from the worker's cache: the page is styled, not bare HTML.
+    assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") != (
+        "rgba(0, 0, 0, 0)"
+    )
+    inspector.look(page, "offline")
+    context.set_offline(False)
+    page.get_by_role("link", name="Try again").click()
+    expect(page.get_by_role("heading", name="Gallery")).to_be_visible()
+    context.close()
+    # Offline, the page's own script can't load: that refusal is the point, not a defect.
+    inspector.problems = [p for p in inspector.problems if "offline" not in p]
     inspector.assert_clean()
 
 
@@ -293,6 +349,8 @@ def test_a_failure_shows_up_live_with_its_reason(
     expect(page.locator("#waiting")).to_contain_text("blocked by our moderation system")
     expect(page.locator("#waiting")).to_contain_text("moderation_blocked")
     expect(page.locator('[data-action="cancel"]')).to_be_hidden()
+    # The timeline, re-read live, dates its events today (the API gives Unix seconds).
+    expect(page.locator("#timeline .when").last).to_contain_text(str(datetime.now(UTC).year))
     assert page.evaluate("() => window.__sameDocument === true")
     inspector.look(page, "video-failed")
     context.close()

@@ -1,11 +1,17 @@
-// Admin: the charts, adding and disabling users, quota and budget edits, delivery replays.
+// Admin: the charts, adding and disabling users, quota and budget edits, key revokes,
+// delivery replays.
 import { api, clearErrors, showErrors, toast } from "./api.js";
 import { spendChart, videosChart } from "./charts.js";
 
 export function start() {
   const days = JSON.parse(document.getElementById("activity-data").textContent);
-  videosChart(document.querySelector('[data-chart="videos"]'), days);
-  spendChart(document.querySelector('[data-chart="spend"]'), days);
+  const draw = () => {
+    videosChart(document.querySelector('[data-chart="videos"]'), days);
+    spendChart(document.querySelector('[data-chart="spend"]'), days);
+  };
+  draw();
+  // Drawn again across the phone breakpoint: the labels per axis follow the width.
+  window.matchMedia("(max-width: 640px)").addEventListener("change", draw);
 
   const userForm = document.getElementById("user-form");
   userForm.addEventListener("submit", async (event) => {
@@ -51,6 +57,21 @@ export function start() {
         toggle.textContent = disable ? "Enable" : "Disable";
         toggle.classList.toggle("danger", !disable);
         toast(disable ? "User disabled." : "User enabled.");
+      } catch (error) {
+        toast(error.message);
+      }
+      return;
+    }
+    const revoke = event.target.closest('[data-action="revoke-key"]');
+    if (revoke) {
+      if (!window.confirm("Revoke this key? Anything using it stops working at once.")) return;
+      try {
+        await api("DELETE", `/api/admin/keys/${encodeURIComponent(revoke.dataset.keyId)}`);
+        const pill = document.createElement("span");
+        pill.className = "pill cancelled";
+        pill.textContent = "Revoked";
+        revoke.replaceWith(pill);
+        toast("Key revoked.");
       } catch (error) {
         toast(error.message);
       }

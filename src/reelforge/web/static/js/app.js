@@ -34,6 +34,10 @@ document.addEventListener("click", async (event) => {
 });
 
 localTimes();
+// Installable as an app, with an offline page (the worker caches nothing personal).
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
+}
 const page = document.body.dataset.page;
 if (PAGES.has(page)) {
   import(`./${page}.js`).then((module) => module.start && module.start());

@@ -28,11 +28,18 @@ function frame(days, max, formatY) {
     svg.append(node("text", { x: PAD.left - 6, y: y + 4, "text-anchor": "end" }, formatY((max * i) / 4)));
   }
   const step = (WIDTH - PAD.left - PAD.right) / days.length;
-  const every = Math.max(1, Math.ceil(days.length / 6));
+  // A phone shows the chart at about 340 px with larger text: half as many date labels.
+  const labels = window.matchMedia("(max-width: 640px)").matches ? 3 : 6;
+  const every = Math.max(1, Math.ceil(days.length / labels));
+  const last = days.length - 1;
   days.forEach((day, i) => {
-    if (i % every !== 0 && i !== days.length - 1) return;
+    // The last day is labelled too, unless that would crowd the label before it.
+    const lastFits = i === last && last % every >= every / 2;
+    if (i % every !== 0 && !lastFits) return;
     const label = new Date(`${day.day}T00:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
-    svg.append(node("text", { x: PAD.left + step * i + step / 2, y: HEIGHT - 8, "text-anchor": "middle" }, label));
+    // The last label ends at the plot's edge rather than running past the chart.
+    const at = i === last ? { x: WIDTH - PAD.right, "text-anchor": "end" } : { x: PAD.left + step * i + step / 2, "text-anchor": "middle" };
+    svg.append(node("text", { ...at, y: HEIGHT - 8 }, label));
   });
   return { svg, plotH, step };
 }

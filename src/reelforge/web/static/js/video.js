@@ -19,11 +19,11 @@ async function refreshTimeline(id) {
   try {
     const events = await api("GET", `/api/videos/${encodeURIComponent(id)}/events`);
     const list = document.getElementById("timeline");
-    const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+    const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
     list.replaceChildren(...events.data.map((event) => {
       const item = el("li", { className: event.kind });
       item.append(el("div", { className: "what" }, event.kind.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase())));
-      item.append(el("div", { className: "when" }, format.format(new Date(event.created_at))));
+      item.append(el("div", { className: "when" }, format.format(new Date(event.created_at * 1000))));
       const pairs = Object.entries(event.data || {}).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`);
       if (pairs.length) item.append(el("div", { className: "data" }, pairs.join(" · ")));
       return item;
