@@ -26,6 +26,7 @@ from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.lineage import Lineages
 from reelforge.services.links import FileLinks
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
+from reelforge.services.read_cache import ReadCache
 from reelforge.services.sessions import Sessions
 from reelforge.services.tokens import Tokens
 from reelforge.services.upstream_calls import CountedProvider, UpstreamTally
@@ -63,6 +64,7 @@ class Runtime:
     links: FileLinks
     upstream_calls: UpstreamTally
     bus: Bus
+    cache: ReadCache = field(default_factory=ReadCache)
     redis: Redis | None = None
     provider: Provider | None = None
     """The default provider (the one requests that name no model go to)."""
@@ -119,8 +121,9 @@ def open_runtime(
         ),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    accounts = Accounts(database, quota=default_quota(settings))
     bus = RedisBus(redis, f"{settings.redis_key_prefix}:bus") if redis else LocalBus()
+    cache = read_cache(database, bus, redis)
+    accounts = Accounts(database, quota=default_quota(settings), cache=cache, bus=bus)
     lifecycle = Lifecycle(database, bus)
     secret = secret_key(settings)
     tokens = Tokens(secret, timedelta(minutes=settings.token_ttl_minutes))
@@ -129,16 +132,17 @@ def open_runtime(
         database=database,
         storage=storage,
         accounts=accounts,
-        keys=ApiKeys(database, bus),
+        keys=ApiKeys(database, bus, cache=cache),
         tokens=tokens,
         lifecycle=lifecycle,
-        sessions=Sessions(database, tokens),
+        sessions=Sessions(database, tokens, cache=cache, bus=bus),
         videos=Videos(
             database,
             storage,
             routes,
             lifecycle,
             max_prompt_length=settings.max_prompt_length,
+            cache=cache,
         ),
         create_limiter=RateLimiter(
             settings.create_rate_limit,
@@ -165,12 +169,13 @@ def open_runtime(
         deliverer=Deliverer(
             database, allow_private_addresses=settings.webhook_allow_private_addresses
         ),
-        admin=Admin(database, accounts, bus),
+        admin=Admin(database, accounts),
         lineages=Lineages(database),
         heartbeats=Heartbeats(database, on_beat=tally.flush),
         upstream_calls=tally,
         links=FileLinks(secret, timedelta(minutes=settings.signed_url_ttl_minutes)),
         bus=bus,
+        cache=cache,
         redis=redis,
         provider=default,
         providers=configured,
@@ -188,6 +193,20 @@ def open_runtime(
         silence = timedelta(seconds=settings.worker_silence_seconds)
         runtime.checks["workers"] = lambda: runtime.heartbeats.check(silence)
     return runtime
+
+
+def read_cache(database: Database, bus: Bus, redis: Redis | None) -> ReadCache:
+    """SQLite in a file answers for every process's commits itself; otherwise the Redis bus
+    does; PostgreSQL alone keeps nothing in memory (services/read_cache.py)."""
+    probe = database.commit_probe()
+    if probe is not None:
+        cache = ReadCache(probe=probe)
+    elif redis is not None:
+        cache = ReadCache(caught_up=bus.caught_up)
+    else:
+        return ReadCache()
+    bus.observe(cache.take)
+    return cache
 
 
 def default_quota(settings: Settings) -> QuotaPolicy:

@@ -18,6 +18,7 @@ from reelforge.services.admin import Admin
 from reelforge.services.lineage import Lineages
 from reelforge.services.videos import NewVideo, Videos
 from tests.services.test_videos import finish
+from tests.support.accounts import FAST_HASHER
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +42,7 @@ async def test_activity_cuts_days_at_utc_midnight(
             .values(created_at=yesterday_late)
         )
 
-    days = await Admin(database, accounts, LocalBus()).activity(3)
+    days = await Admin(database, accounts).activity(3)
 
     assert [day.day for day in days] == [today - timedelta(days=n) for n in (2, 1, 0)]
     assert (days[1].completed, days[1].created, days[1].spend) == (1, 1, late.cost_estimate)
@@ -53,7 +54,7 @@ async def test_disabling_a_user_publishes_and_spares_the_admin_themself(
     database: Database, accounts: Accounts, ada: Account, admin: Account
 ) -> None:
     bus = LocalBus()
-    service = Admin(database, accounts, bus)
+    service = Admin(database, Accounts(database, FAST_HASHER, bus=bus))
     async with bus.subscribe() as notices:
         disabled = await service.set_disabled(admin, ada.id, True)
         notice = await anext(aiter(notices))

@@ -83,13 +83,14 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     app.state.metrics_registry = registry
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     errors.install(app)
+    # Matched in this order, one route after another: the routes clients poll most come first.
     routers = (
         # First: a player's Range requests on signed URLs are matched before all other routes.
         files.router,
+        videos.router,
         health.router,
         metrics.router,
         accounts.router,
-        videos.router,
         gateway.router,
         admin.router,
         webhooks.router,

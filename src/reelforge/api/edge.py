@@ -36,6 +36,7 @@ from starlette.types import Message, Receive
 from reelforge.api.auth import current_account, optional_account, unauthorized
 from reelforge.api.errors import ApiError
 from reelforge.domain.errors import InputError
+from reelforge.services.read_cache import one_look
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # The OpenAPI extension a route declares its own limit in (`max_body`), documented with it.
@@ -116,6 +117,10 @@ class EdgeRoute(APIRoute):
         async def edge(request: Request) -> Response:
             body = _LimitedBody(request.receive, limit, _content_length(request))
             guarded = Request(request.scope, body)
+            with one_look():
+                return await _guarded(guarded, body)
+
+        async def _guarded(guarded: Request, body: _LimitedBody) -> Response:
             try:
                 for name, value in guarded.path_params.items():
                     refuse_nul(name, value)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from reelforge.bus.notices import RESYNC, Notice
+from reelforge.bus.notices import RESYNC, Notice, Observer
 
 DEFAULT_BACKLOG = 1000
 
@@ -54,13 +54,24 @@ class LocalBus:
     def __init__(self, *, backlog: int = DEFAULT_BACKLOG) -> None:
         self._backlog = backlog
         self._subscriptions: set[Subscription] = set()
+        self._observers: list[Observer] = []
 
     @property
     def connected(self) -> bool:
         return True
 
     async def publish(self, notice: Notice) -> None:
+        for observer in self._observers:
+            observer(notice)
         self.deliver(notice)
+
+    def observe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    async def caught_up(self) -> bool:
+        # Alone, this bus sees only this process's notices: it can't vouch for other processes'
+        # commits (the read cache asks the database instead, or keeps nothing).
+        return False
 
     def deliver(self, notice: Notice) -> None:
         """Hand `notice` to every subscriber of this process now."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +14,7 @@ class Topic(StrEnum):
     VIDEO = "video"  # id: the video; owner_id: its owner
     ACCOUNT = "account"  # id: the user (disabled, role or password changed)
     KEY = "key"  # id: the API key; owner_id: its user (revoked)
+    SESSION = "session"  # id: the session's token id; owner_id: its user (ended by logout)
     # The bus may have lost notices (a subscriber fell behind, Redis came back): whatever a
     # subscriber derived from notices must be dropped and the database read again.
     RESYNC = "resync"
@@ -46,6 +47,10 @@ class Notice:
 
 RESYNC = Notice(Topic.RESYNC, "")
 
+# Called in the bus's own task with each notice as it arrives, before any subscriber's queue:
+# what an observer drops is dropped before `caught_up` can say the notice was taken.
+Observer = Callable[[Notice], None]
+
 
 class Bus(Protocol):
     """At-most-once delivery of notices to every subscriber, in this process or (Redis) any."""
@@ -61,6 +66,15 @@ class Bus(Protocol):
 
     def subscribe(self) -> AbstractAsyncContextManager[AsyncIterator[Notice]]:
         """Every notice published from now on, until the context exits."""
+        ...
+
+    def observe(self, observer: Observer) -> None:
+        """Call `observer` with every notice (RESYNC included) as this process takes it."""
+        ...
+
+    async def caught_up(self) -> bool:
+        """True when every notice any process published before this call has reached this
+        process's observers; False when that can't be known (then trust nothing derived)."""
         ...
 
     async def listen(self) -> None:

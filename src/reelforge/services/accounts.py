@@ -8,6 +8,7 @@ from pwdlib import PasswordHash
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelforge.bus import Bus, Notice, Topic
 from reelforge.db import accounts as queries
 from reelforge.db.engine import Database
 from reelforge.db.models import Quota, User
@@ -20,6 +21,7 @@ from reelforge.domain.accounts import (
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.ids import new_id
 from reelforge.domain.quotas import QuotaPolicy
+from reelforge.services.read_cache import ReadCache
 
 UNLIMITED = QuotaPolicy(max_videos=None, period_days=30, monthly_budget=None)
 
@@ -33,9 +35,13 @@ class Accounts:
         hasher: PasswordHash | None = None,
         *,
         quota: QuotaPolicy = UNLIMITED,
+        cache: ReadCache | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self._database = database
         self._quota = quota
+        self._cache = cache or ReadCache()
+        self._bus = bus
         self._hasher = hasher or PasswordHash.recommended()
         # Verified against when the email is unknown, so both paths cost one argon2 check.
         self._decoy_hash = self._hasher.hash(secrets.token_hex(16))
@@ -81,8 +87,15 @@ class Accounts:
             return queries.to_account(user)
 
     async def get(self, user_id: str) -> Account | None:
+        cache = self._cache
+        generation = await cache.current()
+        if generation is not None and (known := cache.accounts.get(user_id)) is not None:
+            return known
         async with self._database.reading() as connection:
-            return await queries.account_by_id(connection, user_id)
+            account = await queries.account_by_id(connection, user_id)
+        if account is not None:
+            cache.keep(generation, cache.accounts, user_id, account)
+        return account
 
     async def find(self, email: str) -> Account:
         async with self._database.session() as session:
@@ -95,7 +108,17 @@ class Accounts:
     async def set_password(self, email: str, password: str) -> None:
         hashed = self._hasher.hash(check_password(password))
         async with self._database.session() as session, session.begin():
-            (await self._by_email(session, email)).password_hash = hashed
+            user = await self._by_email(session, email)
+            user.password_hash = hashed
+        await self._changed(user.id, "password")
+
+    async def set_role(self, email: str, role: Role) -> Account:
+        async with self._database.session() as session, session.begin():
+            user = await self._by_email(session, email)
+            user.role = role.value
+            changed = queries.to_account(user)
+        await self._changed(changed.id, "role")
+        return changed
 
     async def change_password(self, account: Account, current: str, new: str) -> None:
         """A user's own change: the current password must be right, the new one valid."""
@@ -110,12 +133,21 @@ class Accounts:
             if not self._hasher.verify(current, user.password_hash):
                 raise InputError("current_password", "does not match your current password")
             user.password_hash = hashed
+        await self._changed(account.id, "password")
 
     async def set_disabled(self, email: str, disabled: bool) -> Account:
         async with self._database.session() as session, session.begin():
             user = await self._by_email(session, email)
             user.disabled = disabled
-            return queries.to_account(user)
+            changed = queries.to_account(user)
+        await self._changed(changed.id, "disabled")
+        return changed
+
+    async def _changed(self, user_id: str, what: str) -> None:
+        # After the commit: every process drops the account before its next request, and
+        # whoever holds its live connections checks them again.
+        if self._bus is not None:
+            await self._bus.publish(Notice(Topic.ACCOUNT, user_id, user_id, frozenset({what})))
 
     async def ensure_first_admin(self, email: str, password: str | None) -> str | None:
         """Create an admin when there is no user at all.

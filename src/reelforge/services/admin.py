@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-from reelforge.bus import Bus, Notice, Topic
 from reelforge.db import admin as queries
 from reelforge.db import webhooks
 from reelforge.db.engine import Database
@@ -34,10 +33,9 @@ def _check_limit(limit: int) -> int:
 class Admin:
     """Reads across every user, and the few writes only an admin makes."""
 
-    def __init__(self, database: Database, accounts: Accounts, bus: Bus) -> None:
+    def __init__(self, database: Database, accounts: Accounts) -> None:
         self._database = database
         self._accounts = accounts
-        self._bus = bus
 
     async def activity(self, days: int) -> list[DayActivity]:
         """The last `days` days (today included), every day present, oldest first."""
@@ -92,9 +90,5 @@ class Admin:
             raise NotFoundError("user", user_id)
         if disabled and account.id == admin.id:
             raise ConflictError("you can't disable your own account", field="disabled")
-        changed = await self._accounts.set_disabled(account.email, disabled)
-        # Whoever holds this user's connections (live streams) drops them.
-        await self._bus.publish(
-            Notice(Topic.ACCOUNT, changed.id, changed.id, frozenset({"disabled"}))
-        )
-        return changed
+        # The account service tells every process (caches, live streams) once it is written.
+        return await self._accounts.set_disabled(account.email, disabled)

@@ -17,6 +17,7 @@ from reelforge.domain.accounts import Account, KeyInfo
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import InputError, NotFoundError
 from reelforge.domain.ids import new_id
+from reelforge.services.read_cache import KeyEntry, ReadCache
 
 KEY_MARK = "rf_"
 _PREFIX_HEX = 12
@@ -39,9 +40,13 @@ def _digest(token: str) -> str:
 
 
 class ApiKeys:
-    def __init__(self, database: Database, bus: Bus | None = None) -> None:
+    def __init__(
+        self, database: Database, bus: Bus | None = None, *, cache: ReadCache | None = None
+    ) -> None:
         self._database = database
-        # Told of a revoke, live-update connections opened with the key close.
+        self._cache = cache or ReadCache()
+        # Told of a revoke, every process drops the key before its next request
+        # (services/read_cache.py) and live-update connections opened with it close.
         self._bus = bus
 
     async def create(self, account: Account, name: str = "") -> tuple[KeyInfo, str]:
@@ -89,16 +94,30 @@ class ApiKeys:
         """The active account a live key belongs to, or None."""
         if not looks_like_key(token):
             return None
-        async with self._database.reading() as connection:
-            row = await queries.key_with_owner(connection, key_prefix(token))
-        if row is None or row.revoked_at is not None or row.disabled:
+        prefix, cache = key_prefix(token), self._cache
+        generation = await cache.current()
+        entry = cache.keys.get(prefix) if generation is not None else None
+        account = cache.accounts.get(entry.user_id) if entry is not None else None
+        if entry is None or account is None:
+            async with self._database.reading() as connection:
+                row = await queries.key_with_owner(connection, prefix)
+            if row is None:
+                return None
+            entry = KeyEntry(
+                row.key_id, row.id, row.key_hash, row.revoked_at is not None, row.last_used_at
+            )
+            account = queries.to_account(row)
+            cache.keep_key(generation, prefix, entry)
+            cache.keep(generation, cache.accounts, account.id, account)
+        if entry.revoked or account.disabled:
             return None
-        if not hmac.compare_digest(row.key_hash, _digest(token)):
+        if not hmac.compare_digest(entry.key_hash, _digest(token)):
             return None
         now = utcnow()
-        if row.last_used_at is None or now - row.last_used_at > _TOUCH_EVERY:
+        if entry.last_used_at is None or now - entry.last_used_at > _TOUCH_EVERY:
             async with self._database.session() as session, session.begin():
                 await session.execute(
-                    update(ApiKey).where(ApiKey.id == row.key_id).values(last_used_at=now)
+                    update(ApiKey).where(ApiKey.id == entry.key_id).values(last_used_at=now)
                 )
-        return queries.to_account(row)
+            entry.last_used_at = now
+        return account

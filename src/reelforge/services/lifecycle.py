@@ -77,7 +77,7 @@ class Lifecycle:
             _written(batch, claim.video, after, effects)
 
         await self._commits.run(write)
-        await self._publish(after, effects)
+        await self._publish(after, effects, claim.video)
         return replace(claim, video=after)
 
     async def check_held(self, claim: Claim) -> None:
@@ -118,10 +118,16 @@ class Lifecycle:
         await self._publish(after, effects)
         return after
 
-    async def _publish(self, video: VideoRecord, effects: Effects) -> None:
-        if effects.changed:
-            notice = Notice(Topic.VIDEO, video.id, video.owner_id, effects.changed)
-            await self._bus.publish(notice)
+    async def _publish(
+        self, video: VideoRecord, effects: Effects, before: VideoRecord | None = None
+    ) -> None:
+        changed = effects.changed
+        if not changed and before is not None and queries.to_view(before) != queries.to_view(video):
+            # Nothing a live update names, but what a reader sees moved (the archive, a date):
+            # readers' caches must drop it all the same.
+            changed = frozenset({"view"})
+        if changed:
+            await self._bus.publish(Notice(Topic.VIDEO, video.id, video.owner_id, changed))
 
 
 def _written(

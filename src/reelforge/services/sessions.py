@@ -5,19 +5,30 @@ from __future__ import annotations
 from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from reelforge.bus import Bus, Notice, Topic
 from reelforge.db.engine import Database
 from reelforge.db.models import EndedSession
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
+from reelforge.services.read_cache import ReadCache
 from reelforge.services.tokens import SESSION_AUDIENCE, Tokens
 
 
 class Sessions:
     """Signed session values, and the ones logout ended (a signature alone can't be taken back)."""
 
-    def __init__(self, database: Database, tokens: Tokens) -> None:
+    def __init__(
+        self,
+        database: Database,
+        tokens: Tokens,
+        *,
+        cache: ReadCache | None = None,
+        bus: Bus | None = None,
+    ) -> None:
         self._database = database
         self._tokens = tokens
+        self._cache = cache or ReadCache()
+        self._bus = bus
 
     def start(self, account: Account) -> str:
         return self._tokens.issue(account, SESSION_AUDIENCE)
@@ -27,11 +38,18 @@ class Sessions:
         claims = self._tokens.claims(value, SESSION_AUDIENCE)
         if claims is None:
             return None
+        cache = self._cache
+        generation = await cache.current()
+        if generation is not None and cache.sessions.get(claims.token_id) == claims.subject:
+            return claims.subject
         async with self._database.reading() as connection:
             ended = await connection.scalar(
                 select(exists().where(EndedSession.id == claims.token_id))
             )
-        return None if ended else claims.subject
+        if ended:
+            return None
+        cache.keep(generation, cache.sessions, claims.token_id, claims.subject)
+        return claims.subject
 
     async def end(self, value: str) -> None:
         """End the session for good; an invalid or expired value has nothing left to end."""
@@ -49,3 +67,6 @@ class Sessions:
                 )
         except IntegrityError:
             pass  # ended already, by a logout sent twice
+        if self._bus is not None:
+            notice = Notice(Topic.SESSION, claims.token_id, claims.subject)
+            await self._bus.publish(notice)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,8 @@ SESSION_AUDIENCE = "reelforge-session"
 # The length of `ended_sessions.id`: a token whose id is longer was not issued here.
 MAX_TOKEN_ID = 64
 _REQUIRED = ["sub", "exp", "iat", "aud", "iss"]
+# Past this many remembered tokens the memo starts over (a bound on memory only).
+_MEMO_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class Tokens:
     def __init__(self, secret: str, ttl: timedelta) -> None:
         self._secret = secret
         self.ttl = ttl
+        # What a token's signature proved never changes for that token and secret; only its
+        # expiry moves with the clock, and it is checked again on every use (`_decode`).
+        self._verified: dict[tuple[str, str, int], dict[str, Any]] = {}
 
     def issue(self, account: Account, audience: str = API_AUDIENCE) -> str:
         now = utcnow()
@@ -70,6 +76,19 @@ class Tokens:
         return SignedClaims(subject, token_id, datetime.fromtimestamp(expiry, UTC))
 
     def _decode(self, token: str, audience: str, required: list[str]) -> dict[str, Any] | None:
+        memo = (token, audience, len(required))
+        known = self._verified.get(memo)
+        if known is not None:
+            # PyJWT's own rule, without leeway: valid while now is before `exp`.
+            return known if known["exp"] > time.time() else None
+        claims = self._verify(token, audience, required)
+        if claims is not None and isinstance(claims.get("exp"), int | float):
+            if len(self._verified) >= _MEMO_SIZE:
+                self._verified.clear()
+            self._verified[memo] = claims
+        return claims
+
+    def _verify(self, token: str, audience: str, required: list[str]) -> dict[str, Any] | None:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -46,6 +46,7 @@ from reelforge.domain.videos import (
     video_request,
 )
 from reelforge.services.lifecycle import Lifecycle
+from reelforge.services.read_cache import ReadCache
 from reelforge.services.references import check_reference
 from reelforge.storage import Storage
 
@@ -81,8 +82,10 @@ class Videos:
         *,
         max_prompt_length: int,
         on_accepted: Notify | None = None,
+        cache: ReadCache | None = None,
     ) -> None:
         self._database = database
+        self._cache = cache or ReadCache()
         self._lifecycle = lifecycle
         self._storage = storage
         # One provider's catalog, or several configured at once and routed by model name.
@@ -201,9 +204,15 @@ class Videos:
         return await self.create(account, new)
 
     async def get(self, account: Account, video_id: str) -> VideoView:
-        async with self._database.reading() as connection:
-            view = await queries.visible_view(connection, video_id, _scope(account))
+        cache, scope = self._cache, _scope(account)
+        generation = await cache.current()
+        view = cache.videos.get(video_id) if generation is not None else None
         if view is None:
+            async with self._database.reading() as connection:
+                view = await queries.visible_view(connection, video_id, scope)
+            if view is not None:
+                cache.keep(generation, cache.videos, video_id, view)
+        if view is None or (scope is not None and view.owner_id != scope):
             raise NotFoundError("video", video_id)
         return view
 
