@@ -39,7 +39,8 @@ _skipped: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped:
+    # An expected failure reports as skipped; only a real skip counts.
+    if report.skipped and not hasattr(report, "wasxfail"):
         _skipped.append(report.nodeid)
 
 
