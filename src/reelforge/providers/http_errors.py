@@ -71,7 +71,14 @@ def from_transport(exc: Exception) -> ProviderError:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait: `retry-after` (seconds or an HTTP date), else `x-ratelimit-reset`."""
+    """Seconds to wait: `retry-after-ms`, `retry-after` (seconds or an HTTP date), else
+    `x-ratelimit-reset`."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
     value = headers.get("retry-after")
     if value is not None:
         try:

@@ -7,22 +7,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import (
     contextmanager,
 )
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx2
 import openai
 
 from reelforge.domain.upstream import (
-    ProviderAuthError,
     ProviderError,
-    ProviderNotFound,
     ProviderProtocolError,
-    ProviderRateLimited,
-    ProviderRejected,
     ProviderTimeout,
-    ProviderUnavailable,
 )
+from reelforge.providers.http_errors import error_for_status, from_transport, retry_after
 
 
 @contextmanager
@@ -33,7 +27,7 @@ def translated_errors() -> Iterator[None]:
     except openai.APIError as exc:
         raise _from_sdk(exc) from exc
     except httpx2.TransportError as exc:  # raised mid-body, while streaming a download
-        raise _from_transport(exc) from exc
+        raise from_transport(exc) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # a 2xx body the SDK can't parse
         raise ProviderProtocolError(f"upstream answered with invalid JSON: {exc}") from exc
 
@@ -44,7 +38,7 @@ def _from_sdk(exc: openai.APIError) -> ProviderError:
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         if isinstance(cause, httpx2.TransportError):
-            return _from_transport(cause)
+            return from_transport(cause)
         if isinstance(exc, openai.APITimeoutError):
             return ProviderTimeout("upstream did not answer in time")
         return ProviderTimeout(f"connection to upstream failed: {cause or exc}")
@@ -53,38 +47,13 @@ def _from_sdk(exc: openai.APIError) -> ProviderError:
     return ProviderProtocolError(exc.message, status=status if isinstance(status, int) else None)
 
 
-def _from_transport(exc: httpx2.TransportError) -> ProviderError:
-    detail = str(exc) or type(exc).__name__
-    # Nothing was sent when connecting (or waiting for a pooled connection) failed.
-    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
-        return ProviderUnavailable(f"cannot reach upstream: {detail}")
-    if isinstance(exc, httpx2.TimeoutException):
-        return ProviderTimeout(f"upstream did not answer in time: {detail}")
-    return ProviderTimeout(f"connection to upstream broke: {detail}")
-
-
-_STATUS_ERRORS: Mapping[int, type[ProviderError]] = {
-    401: ProviderAuthError,
-    403: ProviderAuthError,
-    404: ProviderNotFound,
-    # The SDK's own policy treats these as transient; neither was acted on upstream.
-    408: ProviderUnavailable,
-    409: ProviderUnavailable,
-    429: ProviderRateLimited,
-}
-
-
 def _from_status(exc: openai.APIStatusError) -> ProviderError:
-    status = exc.status_code
-    kind = _STATUS_ERRORS.get(status)
-    if kind is None:
-        kind = ProviderUnavailable if status >= 500 else ProviderRejected
-    return kind(
+    return error_for_status(
+        exc.status_code,
         _status_message(exc),
-        status=status,
         code=exc.code,
         param=exc.param if isinstance(exc.param, str) else None,
-        retry_after=retry_after_seconds(exc.response.headers),
+        retry_after=retry_after(exc.response.headers),
         request_id=exc.request_id,
     )
 
@@ -98,27 +67,3 @@ def _status_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()[:500]
     return exc.message
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds upstream asked us to wait: `retry-after-ms`, else `retry-after` (secs or date)."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
