@@ -93,8 +93,9 @@ async def test_a_run_counts_upstream_calls_by_outcome_and_times_each_step(
 ) -> None:
     async with AsyncExitStack() as stack:
         ada = await (await callers(working_app, stack))("ada@example.com")
-        # The emulator answers this create's first attempt 429: the engine tries again.
-        body = {"prompt": "a fox [[429=1]]", "size": "1280x720", "seconds": "4"}
+        # The emulator answers this create's first attempt 429: the engine tries again. Its
+        # job takes 2 s, past the whole second upstream reports `completed_at` in.
+        body = {"prompt": "a fox [[429=1]] [[latency=2]]", "size": "1280x720", "seconds": "4"}
         made = (await ada.client.post("/api/videos", json=body)).json()["data"]
         video = await wait_until_finished(ada, made["id"])
         figures = await scrape(working_app)
