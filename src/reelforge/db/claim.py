@@ -219,6 +219,16 @@ async def take_for_change(
     return record_of(row) if row is not None else None
 
 
+_GIVE_BACK = update(_VIDEOS).where(*_FENCE).values(lease_version=bindparam("fence_version") - 1)
+
+
+async def give_back(connection: AsyncConnection, video: VideoRecord) -> None:
+    """Undo `take_for_change`'s fence when the change decided to write nothing: a lease
+    holder's work is still good, and fencing it out would strand the video until its lease
+    ran out (a second cancel held a cancelled video's clean-up back by a whole lease)."""
+    await connection.execute(_GIVE_BACK, _fence(video))
+
+
 _INSERT = insert(_VIDEOS)
 
 

@@ -109,6 +109,7 @@ class Lifecycle:
                 raise NotFoundError("video", video_id)
             after = decide(before, utcnow())
             if after is None:
+                await leases.give_back(batch.connection, before)
                 return before, Effects()
             effects = rules.effects(before, after)
             _written(batch, before, after, effects, actor=actor)
