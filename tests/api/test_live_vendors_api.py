@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -21,12 +23,17 @@ from sqlalchemy import func, select, update
 
 from reelforge.api.app import create_app
 from reelforge.db.models import Video, WebhookReceipt
+from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
 from reelforge.emulator.server import running
+from reelforge.services.jobs import Jobs
 from reelforge.settings import Settings
+from reelforge.web.live import Live, Update
+from reelforge.worker.engine import Engine, EngineConfig
+from reelforge.worker.steps import Steps
 from tests.providers.fakes import fal as fal_fake
 from tests.providers.fakes import veo as veo_fake
-from tests.support.api import BASE_URL, MakeCaller, runtime_of
+from tests.support.api import BASE_URL, Caller, MakeCaller, callers, runtime_of
 from tests.support.engine import event_kinds
 
 pytestmark = pytest.mark.anyio
@@ -62,6 +69,14 @@ def settings(make_settings: Any, vendor_roots: tuple[str, str]) -> Settings:
         gemini_base_url=veo_root,
     )
     return settings
+
+
+@pytest.fixture
+async def app_on_each_database(settings: Settings, migrated_url: str) -> AsyncIterator[FastAPI]:
+    """The app of `settings` on SQLite and on PostgreSQL."""
+    application = create_app(settings.model_copy(update={"database_url": migrated_url}))
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        yield application
 
 
 @pytest.fixture
@@ -311,3 +326,105 @@ async def test_fal_webhooks_are_not_received_without_the_fal_provider(
             response = await client.post(HOOK, content=b"{}")
     assert response.status_code == 404, response.text
     assert response.json()["code"] == "webhooks_not_configured"
+
+
+class _Watching:
+    """A live-update connection's end, as the SSE and socket.io transports hold one."""
+
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+
+    async def send(self, update: Update) -> None:
+        self.updates.append(update.payload)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_what_fal_says_about_a_job_reaches_api_and_live_updates(
+    app_on_each_database: FastAPI, fal: fal_fake.FalFake
+) -> None:
+    """Queued: its place in fal's queue; running: fal's last log line; completed: neither."""
+    app = app_on_each_database
+    async with AsyncExitStack() as stack:
+        caller = await (await callers(app, stack))("ada@example.org")
+        await _follow_fal_job(app, caller, fal)
+
+
+async def _follow_fal_job(app: FastAPI, caller: Caller, fal: fal_fake.FalFake) -> None:
+    runtime = runtime_of(app)
+    fal.steps_next = ["IN_QUEUE", "IN_QUEUE", "IN_PROGRESS", "IN_PROGRESS", "COMPLETED"]
+    created = await caller.client.post(
+        "/api/videos", json={"prompt": "a kite", "model": KLING, "seconds": "5"}
+    )
+    assert created.status_code == 201, created.text
+    video_id = created.json()["data"]["id"]
+    assert created.json()["data"]["queue_position"] is None
+    seen = _Watching()
+    live: Live = app.state.live
+
+    async def account() -> Account:
+        return caller.account
+
+    watcher = await live.connect(caller.account, account, seen.send, seen.close)
+    assert await live.follow(watcher, video_id)
+    steps = Steps(
+        runtime.lifecycle,
+        Jobs(runtime.database),
+        runtime.storage,
+        runtime.providers,
+        deadline=timedelta(minutes=5),
+    )
+    config = EngineConfig(concurrency=1, lease=timedelta(seconds=30), idle_seconds=0.05)
+    engine = Engine(Jobs(runtime.database), steps, config=config, provider_name="fal")
+
+    async def step() -> dict[str, Any]:
+        async with runtime.database.session() as session, session.begin():
+            await session.execute(
+                update(Video).where(Video.id == video_id).values(next_check_at=utcnow())
+            )
+        assert await engine.run_once() == 1
+        response = await caller.client.get(f"/api/videos/{video_id}")
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        with anyio.fail_after(30):  # a guard against a hang, not a timing assertion
+            while not any(
+                u.get("status") == data["status"] and _same(u, data) for u in seen.updates
+            ):
+                await anyio.sleep(0.01)
+        return data
+
+    submitted = await step()
+    assert submitted["status"] == "queued"
+    queued = await step()  # the first status call: two ahead of it
+    assert (queued["status"], queued["queue_position"], queued["vendor_message"]) == (
+        "queued",
+        2,
+        None,
+    )
+    nearer = await step()
+    assert nearer["queue_position"] == 1
+    running = await step()
+    assert (running["status"], running["queue_position"]) == ("in_progress", None)
+    assert running["vendor_message"] == "step 1: denoising"
+    later = await step()
+    assert later["vendor_message"] == "step 2: denoising"
+    done = await step()
+    assert done["status"] == "completed"
+    assert (done["queue_position"], done["vendor_message"]) == (None, None)
+    assert {(u["queue_position"], u["vendor_message"]) for u in seen.updates} >= {
+        (2, None),
+        (1, None),
+        (None, "step 1: denoising"),
+        (None, "step 2: denoising"),
+    }
+    # The OpenAI protocol has no such fields: /v1 does not grow them.
+    protocol = await caller.client.get(f"/v1/videos/{video_id}")
+    assert protocol.status_code == 200, protocol.text
+    assert not {"queue_position", "vendor_message"} & set(protocol.json())
+
+
+def _same(update: dict[str, Any], data: dict[str, Any]) -> bool:
+    """A live update says what /api says (`data`) about the job's state and its vendor."""
+    fields = ("status", "queue_position", "vendor_message")
+    return all(update.get(name) == data[name] for name in fields)

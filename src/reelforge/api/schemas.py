@@ -89,6 +89,14 @@ class VideoOut(BaseModel):
     downloads: dict[str, str] = Field(
         description="Signed download URL by variant, once the video is completed."
     )
+    queue_position: int | None = Field(
+        description="Where the job waits in its vendor's queue (0 is next), while it is queued "
+        "and the vendor says (fal does)."
+    )
+    vendor_message: str | None = Field(
+        description="The vendor's latest log line while the job runs, where the vendor shares "
+        "its logs (fal does); at most 500 characters."
+    )
 
     @classmethod
     def of(cls, view: VideoView, links: FileLinks) -> VideoOut:
@@ -117,6 +125,8 @@ class VideoOut(BaseModel):
             archived_at=unix(view.archived_at),
             file_url=downloads.get(Variant.VIDEO.value),
             downloads=downloads,
+            queue_position=view.queue_position,
+            vendor_message=view.vendor_message,
         )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from reelforge.db.types import UTCDateTime
 from reelforge.domain.clock import utcnow
+from reelforge.domain.records import VENDOR_MESSAGE_LENGTH
 from reelforge.domain.states import JobState
 
 # Named constraints keep migrations identical on SQLite (which needs names for batch
@@ -165,6 +166,9 @@ class Video(Base):
     poll_errors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     archive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cleanup_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the vendor last said about the job: its place in the vendor's queue, its last log line.
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    vendor_message: Mapped[str | None] = mapped_column(String(VENDOR_MESSAGE_LENGTH))
 
 
 class VideoEvent(Base):

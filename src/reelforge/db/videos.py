@@ -62,6 +62,8 @@ def to_view(video: Video | VideoRecord | Row[Any]) -> VideoView:
         cost_estimate=video.cost_estimate,
         cost_final=video.cost_final,
         archive=_archive(video),
+        queue_position=video.queue_position,
+        vendor_message=video.vendor_message,
     )
 
 

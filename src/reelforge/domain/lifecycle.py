@@ -8,9 +8,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from reelforge.domain.records import VideoRecord
+from reelforge.domain.records import VENDOR_MESSAGE_LENGTH, VideoRecord
 from reelforge.domain.states import JobState, check_transition
-from reelforge.domain.upstream import UpstreamStatus
+from reelforge.domain.upstream import UpstreamStatus, UpstreamVideo
 from reelforge.domain.videos import EventKind
 from reelforge.domain.webhooks import EventType, VideoSnapshot
 
@@ -84,6 +84,8 @@ def effects(before: VideoRecord, after: VideoRecord) -> Effects:
         changed.add("state")
     if after.progress != before.progress:
         changed.add("progress")
+    if vendor_view(after) != vendor_view(before):
+        changed.add("vendor")
     if after.deleted_at is not None and before.deleted_at is None:
         events.append((EventKind.DELETED, {}))
         changed.add("deleted")
@@ -97,6 +99,8 @@ def cancelled(video: VideoRecord, now: datetime) -> VideoRecord:
     return replace(
         video,
         job_state=JobState.CANCELLED,
+        queue_position=None,
+        vendor_message=None,
         cost_final=video.cost_estimate if submitted else REFUNDED_COST,
         next_check_at=now if submitted else None,
         lease_owner=None,
@@ -140,3 +144,35 @@ def tracked_state(current: JobState, reported: UpstreamStatus) -> JobState:
     if current in _TRACKED and state in _TRACKED:
         return max(current, state, key=_TRACKED.index)
     return state
+
+
+def vendor_said(video: VideoRecord, upstream: UpstreamVideo) -> VideoRecord:
+    """`video` (in the state this answer moved it to) with what its vendor last said: the
+    queue position only while queued, the latest log line only while running; a job that
+    moved on clears what no longer holds."""
+    queued = video.job_state is JobState.QUEUED and upstream.status is UpstreamStatus.QUEUED
+    running = video.job_state is JobState.IN_PROGRESS
+    message = _clean(upstream.log_message) if running else None
+    return replace(
+        video,
+        queue_position=upstream.queue_position if queued else None,
+        # A poll without a new line keeps the last one: the job said nothing since.
+        vendor_message=message or (video.vendor_message if running else None),
+    )
+
+
+def vendor_silent(video: VideoRecord) -> VideoRecord:
+    """`video` with nothing from its vendor: the job left the vendor's hands."""
+    return replace(video, queue_position=None, vendor_message=None)
+
+
+def vendor_view(video: VideoRecord) -> tuple[int | None, str | None]:
+    return video.queue_position, video.vendor_message
+
+
+def _clean(message: str | None) -> str | None:
+    """A vendor's free text as a column holds it: no NULs (PostgreSQL refuses them), bounded."""
+    if message is None:
+        return None
+    cleaned = message.replace("\x00", "").strip()
+    return cleaned[:VENDOR_MESSAGE_LENGTH] or None

@@ -11,6 +11,9 @@ from reelforge.domain.states import JobState
 from reelforge.domain.upstream import Variant
 from reelforge.domain.videos import ArchivedObject
 
+# The longest vendor log line a video keeps (the `videos.vendor_message` column's length).
+VENDOR_MESSAGE_LENGTH = 500
+
 
 @dataclass(frozen=True, slots=True)
 class VideoRecord:
@@ -64,6 +67,9 @@ class VideoRecord:
     poll_errors: int = 0
     archive_failures: int = 0
     cleanup_attempts: int = 0
+    # What the vendor last said about the job's progress (see `lifecycle.vendor_said`).
+    queue_position: int | None = None
+    vendor_message: str | None = None
 
     @property
     def archive(self) -> dict[Variant, ArchivedObject]:

@@ -107,6 +107,8 @@ class UpstreamVideo:
     """The provider's hint (`openai-poll-after-ms`) for when to look again, if it gave one."""
     queue_position: int | None = None
     """Where a queued job stands in the vendor's queue (0 is next), where the vendor says."""
+    log_message: str | None = None
+    """The vendor's latest log line about a running job, where the vendor shares its logs."""
 
     @property
     def is_terminal(self) -> bool:

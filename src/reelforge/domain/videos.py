@@ -121,6 +121,9 @@ class VideoView:
     cost_estimate: Decimal
     cost_final: Decimal | None
     archive: dict[Variant, ArchivedObject]
+    # What the vendor last said about the job (a place in its queue, its latest log line).
+    queue_position: int | None = None
+    vendor_message: str | None = None
 
     @property
     def status(self) -> VideoStatus:

@@ -149,7 +149,12 @@ class FalProvider:
                 queue_position=position if isinstance(position, int) else None,
             )
         if state == "IN_PROGRESS":
-            return self._view(handle, UpstreamStatus.IN_PROGRESS, RUNNING_PROGRESS)
+            return self._view(
+                handle,
+                UpstreamStatus.IN_PROGRESS,
+                RUNNING_PROGRESS,
+                log_message=_last_log(status.get("logs")),
+            )
         if state != "COMPLETED":
             raise ProviderProtocolError(f"unknown fal status {state!r}")
         error = status.get("error")
@@ -289,6 +294,18 @@ class FalProvider:
 
 
 _GONE = frozenset({403, 404, 410})
+
+
+def _last_log(logs: object) -> str | None:
+    """The newest message in a status answer's `logs` (a list of `{message, level, source,
+    timestamp}`, oldest first), if it has one."""
+    if not isinstance(logs, list):
+        return None
+    for entry in reversed(logs):
+        message = entry.get("message") if isinstance(entry, dict) else None
+        if isinstance(message, str) and message.strip():
+            return message
+    return None
 
 
 class _ResponseStream:

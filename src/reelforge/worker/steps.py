@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from reelforge.domain.clock import utcnow
-from reelforge.domain.lifecycle import REFUNDED_COST, tracked_state
+from reelforge.domain.lifecycle import REFUNDED_COST, tracked_state, vendor_said, vendor_silent
 from reelforge.domain.records import VideoRecord
 from reelforge.domain.schedule import next_check, poll_delay, retry_delay
 from reelforge.domain.states import JobState
@@ -153,7 +153,7 @@ class Steps:
             last_error=None,
         )
         due = next_check(now, self._poll_delay(0), poll_after_ms=upstream.poll_after_ms)
-        return await self._end(claim, adopted, due)
+        return await self._end(claim, vendor_said(adopted, upstream), due)
 
     def _poll_delay(self, polls: int) -> timedelta:
         delay = poll_delay(polls, self._rng)
@@ -191,7 +191,7 @@ class Steps:
             progress=upstream.progress,
         )
         due = next_check(now, self._poll_delay(video.polls), poll_after_ms=upstream.poll_after_ms)
-        return await self._end(claim, tracked, due)
+        return await self._end(claim, vendor_said(tracked, upstream), due)
 
     # --- archive ------------------------------------------------------------------------
 
@@ -204,7 +204,7 @@ class Steps:
         it was, and the next claim asks upstream again and starts over.
         """
         completion = replace(
-            video,
+            vendor_silent(video),
             progress=100,
             completed_at=video.completed_at or upstream.completed_at or utcnow(),
             expires_at=upstream.expires_at,
@@ -264,7 +264,7 @@ class Steps:
     ) -> StepResult:
         """End the job as `state` (`video`: the claim's video as this step left it)."""
         failed = replace(
-            video or claim.video,
+            vendor_silent(video or claim.video),
             job_state=state,
             error_code=code[:80],
             error_message=message[:2000],

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -41,6 +42,10 @@ class FalJob:
     webhook_url: str | None = None
     # A status answer has said COMPLETED (from then on the output URL is live, until it expires).
     completed_reported: bool = False
+    # Where the job stands while it waits: one place nearer the front with every status call.
+    queue_position: int = 2
+    # The log lines a running job has written so far (fal sends them all, oldest first).
+    logs: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -131,9 +136,13 @@ class FalFake:
         job.polls += 1
         body: dict[str, Any] = {"status": state, "response_url": str(request.url)}
         if state == "IN_QUEUE":
-            body["queue_position"] = 2
+            body["queue_position"] = job.queue_position
+            job.queue_position = max(0, job.queue_position - 1)
         else:
-            body["logs"] = [{"message": "working", "level": "INFO"}]
+            if state == "IN_PROGRESS":
+                job.logs.append(_log_line(f"step {len(job.logs) + 1}: denoising"))
+            if request.query_params.get("logs") == "1":
+                body["logs"] = list(job.logs)
         if state == "COMPLETED":
             job.completed_reported = True
             body["metrics"] = {"inference_time": 1.0}
@@ -219,3 +228,9 @@ class FalFake:
             "x-fal-webhook-signature": signature,
         }
         return (signed if body is None else body), headers
+
+
+def _log_line(message: str) -> dict[str, str]:
+    """One entry of a status answer's `logs`, with the fields fal's queue documents."""
+    stamp = datetime.now(UTC).isoformat()
+    return {"message": message, "level": "INFO", "source": "user", "timestamp": stamp}
