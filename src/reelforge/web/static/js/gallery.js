@@ -47,7 +47,12 @@ function update(card, video) {
   const bar = card.querySelector('[data-role="progress"]');
   if (bar) bar.value = video.progress;
   const text = card.querySelector('[data-role="progress-text"]');
-  if (text) text.textContent = `${video.progress} %`;
+  // The vendor's queue counts from 0 (next); people count from 1. A card has little room.
+  if (text) {
+    text.textContent = video.queue_position != null
+      ? `Queue #${video.queue_position + 1}`
+      : `${video.progress} %`;
+  }
   if (video.status !== previous && ["completed", "failed", "cancelled"].includes(video.status)) {
     const holder = card.querySelector(".placeholder");
     if (video.status === "completed" && video.downloads && video.downloads.thumbnail && holder) {

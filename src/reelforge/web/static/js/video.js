@@ -33,6 +33,22 @@ async function refreshTimeline(id) {
   }
 }
 
+// What the vendor last said about the job: its place in the queue (the vendor counts from 0,
+// people from 1) while it waits, its latest log line while it runs.
+function showVendor(waiting, video) {
+  const queue = waiting.querySelector('[data-role="queue"]');
+  const message = waiting.querySelector('[data-role="vendor-message"]');
+  const position = video.queue_position;
+  if (queue) {
+    queue.hidden = position == null;
+    queue.textContent = position == null ? "" : `In queue, position ${position + 1}`;
+  }
+  if (message) {
+    message.hidden = !video.vendor_message;
+    message.textContent = video.vendor_message || "";
+  }
+}
+
 function render(root, video, eta) {
   const previous = root.dataset.status;
   root.dataset.status = video.status;
@@ -54,6 +70,7 @@ function render(root, video, eta) {
     const state = waiting.querySelector('[data-role="state-text"]');
     const etaText = waiting.querySelector('[data-role="eta"]');
     if (bar) bar.value = video.progress;
+    showVendor(waiting, isFinished(video) ? {} : video);
     if (!isFinished(video)) {
       big.textContent = `${video.progress} %`;
       state.textContent = video.status === "queued" ? "Waiting for a render slot…" : "Rendering…";
