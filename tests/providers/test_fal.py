@@ -69,6 +69,8 @@ async def test_a_job_goes_from_queue_to_archive(fal: FalProvider, fake: FalFake)
     assert (queued.status, queued.queue_position) == (UpstreamStatus.QUEUED, 2)
     running_ = await fal.retrieve(created.id)
     assert running_.status is UpstreamStatus.IN_PROGRESS
+    # Asked with `logs=1`: the newest of fal's log lines.
+    assert running_.log_message == "step 1: denoising"
     done = await fal.retrieve(created.id)
     assert done.status is UpstreamStatus.COMPLETED
     assert done.expires_at is None

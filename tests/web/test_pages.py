@@ -13,8 +13,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from reelforge.api.app import create_app
+from reelforge.db.models import Video
 from reelforge.services.videos import NewVideo
 from reelforge.settings import SettingsError, load_settings
 from reelforge.web.pages import PAGE_SIZE
@@ -188,3 +190,29 @@ async def test_the_gallery_pages_by_cursor_keeping_its_filters(
     assert "a heron" not in first.text + second.text
     assert bad.status_code == 400
     assert "cursor" in bad.text
+
+
+async def test_a_video_page_shows_what_its_vendor_last_said(
+    app: FastAPI, make_caller: MakeCaller
+) -> None:
+    ada = await make_caller("ada@example.org")
+    runtime = runtime_of(app)
+    waiting, _ = await runtime.videos.create(ada.account, NewVideo(prompt="a queued kite"))
+    running, _ = await runtime.videos.create(ada.account, NewVideo(prompt="a running kite"))
+    said = {
+        waiting.id: {"job_state": "queued", "queue_position": 0},
+        running.id: {"job_state": "in_progress", "vendor_message": "step 3 <of> 9"},
+    }
+    async with runtime.database.session() as session, session.begin():
+        for video_id, values in said.items():
+            await session.execute(update(Video).where(Video.id == video_id).values(**values))
+
+    async with _session(app, "ada@example.org") as client:
+        queued = await client.get(f"/videos/{waiting.id}")
+        rendering = await client.get(f"/videos/{running.id}")
+        gallery = await client.get("/")
+
+    # fal's queue counts from 0 (next in line); the page counts from 1.
+    assert "In queue, position 1" in queued.text
+    assert "step 3 &lt;of&gt; 9" in rendering.text
+    assert "Queue #1" in gallery.text
