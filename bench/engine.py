@@ -449,9 +449,9 @@ async def run_engines(
                 if webhooks is not None:
                     port, inbound = webhooks
 
-                    async def wake(_video_id: str) -> None:
+                    async def wake(video_id: str) -> None:
                         for engine in running_engines:
-                            engine.wake()
+                            engine.wake(video_id)
 
                     inbound.on_nudge = wake
                     receiver = Server(

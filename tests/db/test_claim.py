@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from reelforge.db.claim import (
     Claim,
@@ -98,6 +98,46 @@ async def test_release_schedules_the_next_check(
         database, owner="w1", now=now + timedelta(seconds=6), lease=LEASE, limit=1
     )
     assert [c.version for c in later] == [claim.version + 1]
+
+
+async def _nudge(database: Database, video_id: str, due: datetime) -> None:
+    """What a provider's webhook writes, without the lease (services.inbound)."""
+    async with database.transaction() as connection:
+        await connection.execute(
+            update(Video).where(Video.id == video_id).values(next_check_at=due)
+        )
+
+
+async def _due(database: Database, video_id: str) -> datetime | None:
+    async with database.session() as session:
+        return (await session.get_one(Video, video_id)).next_check_at
+
+
+async def test_a_nudge_under_a_lease_outlives_the_holders_later_due_time(
+    database: Database, videos: Videos, ada: Account
+) -> None:
+    ids = await make_videos(videos, ada, 4)
+    now = utcnow() + timedelta(seconds=1)
+    claims = await claim_due(database, owner="w1", now=now, lease=LEASE, limit=4)
+    by_id = {c.video_id: c for c in claims}
+    nudged, sooner, unnamed, untouched = (by_id[i] for i in ids)
+    nudge = now + timedelta(seconds=2)
+    for claim in (nudged, sooner, unnamed):
+        await _nudge(database, claim.video_id, nudge)
+    step = now + timedelta(seconds=60)
+
+    def steps(batch: Batch) -> None:
+        # One batch: the fenced writes share one statement, nudged rows or not.
+        for claim, due in ((nudged, step), (sooner, now), (untouched, step)):
+            fenced(batch, claim.video, replace(claim.video, next_check_at=due))
+
+    await in_batch(database, steps)
+    await release(database, unnamed, next_check_at=None)
+
+    assert await _due(database, nudged.video_id) == nudge
+    assert await _due(database, sooner.video_id) == now
+    assert await _due(database, unnamed.video_id) == nudge
+    assert await _due(database, untouched.video_id) == step
 
 
 async def test_concurrent_claimers_never_share_a_video(

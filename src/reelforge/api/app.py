@@ -220,11 +220,11 @@ async def _start_engine(
     stack.callback(stopping.set)
     stack.callback(engine.wake)
 
-    async def accepted(_video_id: str) -> None:
-        engine.wake()
+    async def wake(video_id: str) -> None:
+        engine.wake(video_id)
 
-    runtime.videos.on_accepted = accepted
-    runtime.inbound.on_nudge = accepted
+    runtime.videos.on_accepted = wake
+    runtime.inbound.on_nudge = wake
     tasks.start_soon(watch.run, stopping)
     return watch
 

@@ -133,10 +133,29 @@ _FENCED_COSTED = _FENCED.values(
         else_=bindparam("final_cost", type_=_C.cost_final.type),
     )
 )
+# A provider's webhook nudges a video (due now) without its lease, so it may land while a step
+# holds it. Nobody else writes the due time under a lease, so a due time other than the one the
+# holder last wrote is a nudge, and the holder's own later due time must not undo it.
+_DUE = bindparam("due", type_=_C.next_check_at.type)
+_NUDGED = _C.next_check_at.is_distinct_from(bindparam("fence_due", type_=_C.next_check_at.type))
+# The sooner of the two, or the nudge's when the holder names none.
+_DUE_KEEPING_NUDGE = {
+    "next_check_at": case(
+        (and_(_NUDGED, or_(_DUE.is_(None), _C.next_check_at < _DUE)), _C.next_check_at),
+        else_=_DUE,
+    )
+}
+_FENCED_DUE = _FENCED.values(_DUE_KEEPING_NUDGE)
+_FENCED_COSTED_DUE = _FENCED_COSTED.values(_DUE_KEEPING_NUDGE)
 
 
 def _fence(video: VideoRecord) -> dict[str, Any]:
     return {"fence_id": video.id, "fence_version": video.lease_version}
+
+
+def _due(video: VideoRecord, next_check_at: datetime | None) -> dict[str, Any]:
+    """The parameters of a due time written under `video`'s fence (see `_DUE_KEEPING_NUDGE`)."""
+    return {"due": next_check_at, "fence_due": video.next_check_at}
 
 
 async def extend(database: Database, claim: Claim, *, now: datetime, lease: timedelta) -> Claim:
@@ -153,15 +172,11 @@ async def extend(database: Database, claim: Claim, *, now: datetime, lease: time
 
 async def release(database: Database, claim: Claim, *, next_check_at: datetime | None) -> bool:
     """Give the lease back and say when the video is next due; False if it wasn't ours."""
-    parameters = _fence(claim.video) | released(next_check_at) | {"updated_at": utcnow()}
+    parameters = _fence(claim.video) | _due(claim.video, next_check_at)
+    parameters |= {"lease_owner": None, "lease_until": None, "updated_at": utcnow()}
     async with database.transaction() as connection:
-        result = await connection.execute(_FENCED, parameters)
+        result = await connection.execute(_FENCED_DUE, parameters)
     return bool(result.rowcount)
-
-
-def released(next_check_at: datetime | None) -> dict[str, Any]:
-    """The columns that give a lease back."""
-    return {"lease_owner": None, "lease_until": None, "next_check_at": next_check_at}
 
 
 def fenced(
@@ -174,9 +189,12 @@ def fenced(
     """
     parameters = differences(before, after) | _fence(before)
     parameters["updated_at"] = utcnow()
-    statement = _FENCED
+    dated = "next_check_at" in parameters
+    if dated:
+        parameters |= _due(before, parameters.pop("next_check_at"))
+    statement = _FENCED_DUE if dated else _FENCED
     if final_cost is not None:
-        statement = _FENCED_COSTED
+        statement = _FENCED_COSTED_DUE if dated else _FENCED_COSTED
         parameters.pop("cost_final", None)
         parameters["final_cost"] = final_cost
     batch.update(statement, parameters, LeaseLost(before.id))

@@ -40,10 +40,12 @@ class Every:
 
 @dataclass(eq=False)
 class _Held:
-    """A step in flight: its claim (as last extended) and the scope that stops it."""
+    """A step in flight: its claim (as last extended), the scope that stops it, and whether a
+    webhook nudged its video meanwhile (the video is due again once the step gives it back)."""
 
     claim: Claim
     scope: anyio.CancelScope
+    nudged: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,13 @@ class Engine:
         self.owner = owner or worker_name()
         self.turned_at: datetime | None = None  # when the claim loop last went round (/ready)
 
-    def wake(self) -> None:
-        """Look for due work now (a video was accepted, a webhook nudged one)."""
+    def wake(self, video_id: str | None = None) -> None:
+        """Look for due work now (a video was accepted, a webhook nudged `video_id`); and once
+        more when the step holding `video_id`, if any, ends: until then the claim can't take it."""
+        if video_id is not None:
+            for held in self._holding:
+                if held.claim.video_id == video_id:
+                    held.nudged = True
         self._wake.set()
 
     async def run(self, stopping: anyio.Event) -> None:
@@ -148,10 +155,11 @@ class Engine:
             return []
 
     async def _step(self, claim: Claim) -> None:
+        held = _Held(claim, anyio.CancelScope())
         try:
             if self._limiter is not None and not await self._admitted(claim):
                 return
-            result = await self._held(claim)
+            result = await self._held(held)
             if not result.released:
                 await self._jobs.release(claim, next_check_at=result.next_check_at)
         except LeaseLost:
@@ -163,20 +171,19 @@ class Engine:
             await self._retry_later(claim, seconds=10.0)
         finally:
             self._in_flight -= 1
-            if self._full:
+            if self._full or held.nudged:
                 self._full = False
                 self.wake()
 
-    async def _held(self, claim: Claim) -> StepResult:
+    async def _held(self, held: _Held) -> StepResult:
         """Run the step while the heartbeat extends its lease; losing the lease stops the step."""
-        held = _Held(claim, anyio.CancelScope())
         self._holding.add(held)
         try:
             with held.scope:
-                return await self._steps.run(claim)
+                return await self._steps.run(held.claim)
         finally:
             self._holding.discard(held)
-        raise LeaseLost(claim.video_id)  # reached only when the heartbeat cancelled the step
+        raise LeaseLost(held.claim.video_id)  # reached only when the heartbeat cancelled the step
 
     async def _heartbeat(self) -> None:
         """Extend each held lease once a third of it has passed, checking six times a lease.
