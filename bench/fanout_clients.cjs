@@ -10,6 +10,7 @@
 // Out: {"target": t, "ready": true} once every client is connected (and has the first state)
 //      {"target": t, "armed": true}
 //      {"target": t, "sse": [ms...], "io": [ms...]} once every client got the round's update
+//      {"target": t, "error": "..."} when a round is not complete within ROUND_SECONDS
 //      {"video": id, "completed": ms} when a watched video's completed update arrives
 const { io } = require("socket.io-client");
 const { performance } = require("node:perf_hooks");
@@ -18,6 +19,7 @@ const { createInterface } = require("node:readline");
 const now = () => performance.timeOrigin + performance.now();
 const out = (message) => process.stdout.write(JSON.stringify(message) + "\n");
 const targets = new Map();
+const ROUND_SECONDS = 60;
 
 function received(target, kind) {
   const at = now();
@@ -108,5 +110,13 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     target.round = { sse: [], io: [] };
     target.armed = true;
     out({ target: target.name, armed: true });
+    // Pub/sub may drop an update: a round that can't finish says so instead of waiting forever.
+    const round = target.round;
+    setTimeout(() => {
+      if (target.armed && target.round === round) {
+        const got = `${round.sse.length} SSE and ${round.io.length} socket.io of ${target.n}`;
+        out({ target: target.name, error: `round timed out after ${ROUND_SECONDS} s: ${got}` });
+      }
+    }, ROUND_SECONDS * 1000);
   }
 }).on("close", () => process.exit(0));
