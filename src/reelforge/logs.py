@@ -18,6 +18,18 @@ _SHARED: list[structlog.typing.Processor] = [
 ]
 
 
+class _NamedWriter(structlog.WriteLogger):
+    """structlog's line writer on the current stderr, named for `add_logger_name`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(sys.stderr)
+        self.name = name
+
+
+def _named_writer(*args: Any) -> _NamedWriter:
+    return _NamedWriter(str(args[0]) if args else "")
+
+
 def _renderer(fmt: LogFormat) -> structlog.typing.Processor:
     use_json = fmt == LogFormat.JSON or (fmt == LogFormat.AUTO and not sys.stderr.isatty())
     if use_json:
@@ -27,27 +39,34 @@ def _renderer(fmt: LogFormat) -> structlog.typing.Processor:
 
 
 def configure_logging(level: LogLevel = LogLevel.INFO, fmt: LogFormat = LogFormat.AUTO) -> None:
-    """Route structlog and stdlib logging through one formatter on stderr.
+    """Render structlog's and the standard library's lines alike, one JSON (or console) line
+    each on stderr.
 
     Every line carries the context bound with structlog.contextvars (the request id among it),
-    including lines from libraries that log through the standard library.
+    including lines from libraries that log through the standard library. Our own lines are
+    rendered by structlog directly, not handed through `logging`: that hand-over (a LogRecord
+    made, copied and formatted) cost most of an access log line (bench/api.md).
     """
+    renderer = _renderer(fmt)
     structlog.configure(
         processors=[
             *_SHARED,
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.processors.format_exc_info,
+            renderer,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        logger_factory=_named_writer,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        # Not cached: a later configure_logging (a CLI command's, a test's) applies to every
+        # logger, including those already used.
+        cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_SHARED,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _renderer(fmt),
+            renderer,
         ],
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -57,6 +76,7 @@ def configure_logging(level: LogLevel = LogLevel.INFO, fmt: LogFormat = LogForma
     root.setLevel(level.upper())
 
 
-def get_logger(name: str, **context: Any) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
-    return logger.bind(**context) if context else logger
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """A lazy logger: it renders with whatever `configure_logging` set last."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger
