@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from reelforge.api.deps import RuntimeDep
 from reelforge.api.errors import ApiError, ProtocolForm
 from reelforge.domain.accounts import Account
 from reelforge.runtime import Runtime
@@ -22,7 +21,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 INVALID_KEY_CODE = "invalid_api_key"
 
 
-async def optional_account(request: Request, runtime: RuntimeDep) -> Account | None:
+async def optional_account(request: Request, runtime: Runtime) -> Account | None:
     """The caller's active account, None when anonymous; a bad credential is a 401.
 
     Checked once per request: `api/edge.py` authenticates before the body is read, and the
@@ -36,7 +35,7 @@ async def optional_account(request: Request, runtime: RuntimeDep) -> Account | N
     return account
 
 
-async def _find_account(request: Request, runtime: RuntimeDep) -> Account | None:
+async def _find_account(request: Request, runtime: Runtime) -> Account | None:
     header = request.headers.get("authorization")
     if header is not None:
         return await _bearer_account(request, runtime, header)
@@ -51,9 +50,9 @@ async def _find_account(request: Request, runtime: RuntimeDep) -> Account | None
     return account
 
 
-async def current_account(
-    account: Annotated[Account | None, Depends(optional_account)],
-) -> Account:
+async def current_account(request: Request) -> Account:
+    # One dependency, not a chain: FastAPI's cost is per dependency solved, on every request.
+    account = await optional_account(request, request.app.state.runtime)
     if account is None:
         raise unauthorized("Authentication required: send an API key or token as Bearer")
     return account
@@ -86,7 +85,7 @@ def end_session(response: Response) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/")
 
 
-async def _bearer_account(request: Request, runtime: RuntimeDep, header: str) -> Account:
+async def _bearer_account(request: Request, runtime: Runtime, header: str) -> Account:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("Authorization must be 'Bearer <API key or token>'")

@@ -43,6 +43,16 @@ router = APIRouter(prefix="/api/videos", tags=["videos"], route_class=EdgeRoute)
 # Far beyond any one account's videos, and inside a 64-bit OFFSET on both databases.
 MAX_OFFSET = 1_000_000_000
 
+
+# Routes are tried in the order they are defined (FastAPI tries each included router's routes
+# twice per request): the read clients poll comes first.
+@router.get("/{video_id}", responses=documented(401, 404), summary="Get a video")
+async def get_video(
+    video_id: str, account: CurrentAccount, runtime: RuntimeDep
+) -> Envelope[VideoOut]:
+    return Envelope(data=VideoOut.of(await runtime.videos.get(account, video_id), runtime.links))
+
+
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -167,13 +177,6 @@ async def list_videos(
             next_cursor=page.last_id if page.has_more else None,
         ),
     )
-
-
-@router.get("/{video_id}", responses=documented(401, 404), summary="Get a video")
-async def get_video(
-    video_id: str, account: CurrentAccount, runtime: RuntimeDep
-) -> Envelope[VideoOut]:
-    return Envelope(data=VideoOut.of(await runtime.videos.get(account, video_id), runtime.links))
 
 
 @router.delete("/{video_id}", responses=documented(401, 404), summary="Delete a video")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,8 @@ FILES_PREFIX = "/api/files"
 # URL: a browser (or a CDN) caches it, and the gallery's images are not fetched again per page.
 EXPIRY_STEP = timedelta(minutes=10)
 _MAX_EXPIRES_DIGITS = 12
+# URLs held signed: a bound on memory (about 200 bytes each), not on correctness.
+SIGNED_URLS_KEPT = 8192
 
 
 class LinkRefused(Exception):
@@ -57,11 +60,17 @@ class FileLinks:
         # The salt keeps these signatures apart from anything else signed with the secret key.
         self._signer = Signer(secret, salt="reelforge.files", sep="~", digest_method=hashlib.sha256)
         self._ttl = ttl
+        # Within one expiry step a file's URL is the same URL (that is what the step is for), so
+        # it is signed once, not on every read of the video that lists it.
+        self._signed = functools.lru_cache(maxsize=SIGNED_URLS_KEPT)(self._sign)
 
     def url(self, video_id: str, variant: Variant, now: datetime | None = None) -> str:
         moment = (now or utcnow()) + self._ttl
         step = int(EXPIRY_STEP.total_seconds())
         expires = -(-int(moment.timestamp()) // step) * step
+        return self._signed(video_id, variant, expires)
+
+    def _sign(self, video_id: str, variant: Variant, expires: int) -> str:
         path = f"{FILES_PREFIX}/{video_id}/{variant.value}"
         signature = self._signer.get_signature(_message(path, expires)).decode()
         return f"{path}?expires={expires}&signature={signature}"
