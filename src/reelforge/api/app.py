@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     """Build the app; the lifespan opens the adapters and, embedded, migrates the database.
 
     `serving`: this is the process `reelforge serve` runs, whose SIGINT/SIGTERM must end the
-    live-update streams first (the server waits for open responses before the app's shutdown).
+    live-update streams first (the server waits for open responses before the app's shutdown),
+    and whose start-up objects live as long as it does.
     """
     settings = settings or load_settings()
     if not structlog.is_configured():
@@ -65,6 +67,12 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
             app.state.live = await _start_live(runtime, stack, on_signals=serving)
             if settings.embedded_worker:
                 app.state.engine = await _start_engine(runtime, runtime.providers, stack)
+            if serving:
+                # What import and start-up made lives as long as the server: kept out of the
+                # collector's full passes, which otherwise scan it again and again under load
+                # (bench/api.md). Only there: an app made and dropped (as tests do) would
+                # leave its cycles frozen for good.
+                gc.freeze()
             log.info("started", database=runtime.database.dialect, provider=settings.provider)
             yield
 
