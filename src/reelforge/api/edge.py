@@ -42,6 +42,7 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 # The OpenAPI extension a route declares its own limit in (`max_body`), documented with it.
 MAX_BODY_EXTENSION = "x-max-body-bytes"
 _NUL = "\x00"
+_RAW_NUL = b"\x00"
 _JSON_NUL = b"\\u0000"
 
 
@@ -125,11 +126,15 @@ class EdgeRoute(APIRoute):
                 for name, value in guarded.path_params.items():
                     refuse_nul(name, value)
                 # HTTP parsers refuse NUL in headers, but not every ASGI server is behind one.
-                for name, value in guarded.headers.items():
-                    refuse_nul(name, value)
-                for name, value in guarded.query_params.multi_items():
-                    refuse_nul(name, name)
-                    refuse_nul(name, value)
+                for raw_name, raw_value in guarded.scope["headers"]:
+                    if _RAW_NUL in raw_name or _RAW_NUL in raw_value:
+                        name = raw_name.decode("latin-1")
+                        refuse_nul(name, name)
+                        refuse_nul(name, raw_value.decode("latin-1"))
+                if guarded.scope["query_string"]:
+                    for name, value in guarded.query_params.multi_items():
+                        refuse_nul(name, name)
+                        refuse_nul(name, value)
                 if body.declared is not None and body.declared > limit:
                     raise BodyTooLargeError(limit)
                 if needs_account:
