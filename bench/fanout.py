@@ -449,12 +449,21 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def fan_out(setup: Setup, options: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+    import asyncio
+
     from redis import Redis
+    from redis.asyncio import Redis as AsyncRedis
 
     from reelforge.bus import Notice, Topic
+    from reelforge.bus.redis import RedisBus
 
     clients = Clients()
     redis = Redis.from_url(setup.redis_url)
+    # Reelforge's notice goes out as its lifecycle sends one, numbered by RedisBus: a raw
+    # PUBLISH without the number is dropped by every server as malformed.
+    loop = asyncio.new_event_loop()
+    async_redis = AsyncRedis.from_url(setup.redis_url)
+    bus = RedisBus(async_redis, setup.bus_channel)
     latencies: dict[str, dict[str, list[float]]] = {
         "bare": {"sse": [], "io": []},
         "reelforge": {"sse": [], "io": []},
@@ -482,16 +491,17 @@ def fan_out(setup: Setup, options: argparse.Namespace) -> dict[str, dict[str, li
         )
         clients.expect(target="reelforge", ready=True)
         print(f"{2 * options.clients} clients on each server in {time.monotonic() - started:.1f} s")
-        channels = {
-            "bare": (setup.bus_channel.rsplit(":", 1)[0] + f":{BARE_CHANNEL}", b"go"),
-            "reelforge": (setup.bus_channel, Notice(Topic.VIDEO, setup.video_id).encode()),
-        }
+        bare_channel = setup.bus_channel.rsplit(":", 1)[0] + f":{BARE_CHANNEL}"
+        notice = Notice(Topic.VIDEO, setup.video_id)
         for round_ in range(options.rounds + WARMUP_ROUNDS):
-            for target, (channel, message) in channels.items():
+            for target in ("bare", "reelforge"):
                 clients.send(op="arm", target=target)
                 clients.expect(target=target, armed=True)
                 published = time.time() * 1000
-                redis.publish(channel, message)
+                if target == "bare":
+                    redis.publish(bare_channel, b"go")
+                else:
+                    loop.run_until_complete(bus.publish(notice))
                 arrived = clients.expect(target=target, sse=None)
                 if round_ >= WARMUP_ROUNDS:
                     for kind in ("sse", "io"):
@@ -500,6 +510,9 @@ def fan_out(setup: Setup, options: argparse.Namespace) -> dict[str, dict[str, li
     finally:
         clients.close()
         redis.close()
+        loop.run_until_complete(bus.aclose())
+        loop.run_until_complete(async_redis.aclose())
+        loop.close()
     return latencies
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 from redis.asyncio import Redis
 
 from reelforge.bus import Bus, LocalBus, RedisBus
@@ -73,6 +75,13 @@ class Runtime:
     checks: dict[str, Check] = field(default_factory=dict)
     fal_webhooks: FalWebhooks | None = None
     """fal's signed webhooks (`POST /webhooks/fal`), when the fal provider is configured."""
+
+    async def listen(self, stack: AsyncExitStack) -> None:
+        """Carry other processes' bus notices to this one's subscribers and observers until
+        `stack` closes."""
+        tasks = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(tasks.cancel_scope.cancel)
+        tasks.start_soon(self.bus.listen)
 
     async def close(self) -> None:
         for provider in self.providers.values():
@@ -156,6 +165,7 @@ def open_runtime(
         ),
         inbound=InboundWebhooks(
             database,
+            bus,
             provider=settings.provider.value,
             secret=(
                 settings.provider_webhook_secret.get_secret_value()

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from reelforge.api.app import create_app
+from reelforge.bus import Notice, Topic
 from reelforge.db.models import Video, WebhookReceipt
 from reelforge.domain.clock import utcnow
 from reelforge.emulator.settings import EmulatorSettings
@@ -61,13 +62,14 @@ async def hooks(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def nudged(app: FastAPI) -> list[str]:
-    """The video ids the engine was woken for."""
+    """The video ids the engines were woken for (WAKE notices on the bus)."""
     calls: list[str] = []
 
-    async def on_nudge(video_id: str) -> None:
-        calls.append(video_id)
+    def take(notice: Notice) -> None:
+        if notice.topic is Topic.WAKE:
+            calls.append(notice.id)
 
-    runtime_of(app).inbound.on_nudge = on_nudge
+    runtime_of(app).bus.observe(take)
     return calls
 
 

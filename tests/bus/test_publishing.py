@@ -39,7 +39,7 @@ async def test_a_video_s_life_is_published_up_to_its_end(working_app: FastAPI, a
     assert "state" in seen[-1].changed
 
 
-async def test_cancel_and_delete_are_published(app: FastAPI, ada_in_app: Caller) -> None:
+async def test_accept_cancel_and_delete_are_published(app: FastAPI, ada_in_app: Caller) -> None:
     async with runtime_of(app).bus.subscribe() as notices:
         created = await ada_in_app.client.post("/api/videos", json={"prompt": "a quiet harbour"})
         video_id = created.json()["data"]["id"]
@@ -47,9 +47,11 @@ async def test_cancel_and_delete_are_published(app: FastAPI, ada_in_app: Caller)
         await ada_in_app.client.delete(f"/api/videos/{video_id}")
         with anyio.fail_after(5):
             iterator = aiter(notices)
-            changes = [await anext(iterator) for _ in range(3)]
+            changes = [await anext(iterator) for _ in range(4)]
     assert [(n.topic, n.id, n.changed) for n in changes] == [
         (Topic.VIDEO, video_id, {"created"}),
+        # Its job is due now: every engine, in any process, looks at once.
+        (Topic.WAKE, video_id, set()),
         (Topic.VIDEO, video_id, {"state"}),
         (Topic.VIDEO, video_id, {"deleted"}),
     ]

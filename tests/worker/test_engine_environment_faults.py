@@ -41,6 +41,7 @@ from reelforge.services.videos import NewVideo, Videos
 from reelforge.settings import Settings
 from reelforge.storage import Storage, open_storage
 from reelforge.worker.engine import Engine, EngineConfig
+from reelforge.worker.runner import woken_by
 from reelforge.worker.steps import WEBHOOK_SAFETY_POLL
 from tests.support.api import BASE_URL, callers, runtime_of
 from tests.support.engine import event_kinds, steps_for, tiny_renderer, upstream_jobs, video_row
@@ -525,11 +526,7 @@ async def test_duplicate_late_replayed_and_forged_webhooks_complete_each_video_o
             assert endpoint.status_code == 201, endpoint.text
 
             engine = build_engine(database, storage, provider, webhooks=True)
-
-            async def nudge(_video_id: str) -> None:
-                engine.wake()
-
-            runtime.inbound.on_nudge = nudge
+            runtime.bus.observe(woken_by(engine))
             ids = []
             for i in range(2):
                 response = await ada.client.post(

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from fastapi import FastAPI
 
+from reelforge.bus import LocalBus
 from reelforge.db.engine import Database
 from reelforge.domain.accounts import Account
 from reelforge.domain.clock import utcnow
@@ -23,6 +24,7 @@ from reelforge.services.jobs import Jobs
 from reelforge.services.videos import NewVideo, Videos
 from reelforge.storage import open_storage
 from reelforge.worker.engine import Engine, EngineConfig
+from reelforge.worker.runner import woken_by
 from reelforge.worker.steps import WEBHOOK_SAFETY_POLL
 from tests.support.engine import steps_for, tiny_renderer, video_row
 from tests.support.webhooks import SECRET
@@ -81,7 +83,9 @@ async def submitted(
     # An idle wait far longer than the test may take: only a wake-up can start a claim in time.
     config = EngineConfig(idle_seconds=3600)
     engine = Engine(Jobs(database), steps, config=config, provider_name="emulator")
-    inbound = InboundWebhooks(database, provider="emulator", secret=SECRET)
+    bus = LocalBus()
+    bus.observe(woken_by(engine))
+    inbound = InboundWebhooks(database, bus, provider="emulator", secret=SECRET)
     view, _ = await videos.create(ada, NewVideo(prompt="a harbour at dawn", size="1280x720"))
     try:
         assert await engine.run_once() == 1
@@ -124,11 +128,6 @@ async def test_the_engine_looks_again_when_a_nudged_step_ends(
     database: Database, submitted: tuple[Engine, HeldAfterRetrieve, InboundWebhooks, str, str]
 ) -> None:
     engine, provider, inbound, video_id, upstream_id = submitted
-
-    async def wake(nudged: str) -> None:
-        engine.wake(nudged)
-
-    inbound.on_nudge = wake
     stopping = anyio.Event()
     async with anyio.create_task_group() as group:
         group.start_soon(engine.run, stopping)

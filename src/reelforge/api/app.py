@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
             if settings.is_embedded_database:
                 await migrate.upgrade(settings.resolved_database_url)
             app.state.runtime = runtime
-            await _listen(runtime, stack)
+            await runtime.listen(stack)
             app.state.live = await _start_live(runtime, stack, on_signals=serving)
             if settings.embedded_worker:
                 app.state.engine = await _start_engine(runtime, runtime.providers, stack)
@@ -185,13 +185,6 @@ def providers_for(settings: Settings, stack: AsyncExitStack) -> dict[str, Provid
     return build_providers(settings, emulator_app=emulator)
 
 
-async def _listen(runtime: Runtime, stack: AsyncExitStack) -> None:
-    """Carry other processes' bus notices to this one's subscribers while the app runs."""
-    tasks = await stack.enter_async_context(anyio.create_task_group())
-    stack.callback(tasks.cancel_scope.cancel)
-    tasks.start_soon(runtime.bus.listen)
-
-
 async def _start_live(runtime: Runtime, stack: AsyncExitStack, *, on_signals: bool) -> Live:
     """Push video changes to this process's SSE and socket.io clients while the app runs."""
     settings = runtime.settings
@@ -227,12 +220,6 @@ async def _start_engine(
     # Runs before the task group exits: the engine stops claiming and drains its steps.
     stack.callback(stopping.set)
     stack.callback(engine.wake)
-
-    async def wake(video_id: str) -> None:
-        engine.wake(video_id)
-
-    runtime.videos.on_accepted = wake
-    runtime.inbound.on_nudge = wake
     tasks.start_soon(watch.run, stopping)
     return watch
 

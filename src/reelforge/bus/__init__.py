@@ -1,7 +1,7 @@
 """The bus: "this changed" notices between Reelforge's parts and processes (hints, never truth)."""
 
 from reelforge.bus.local import LocalBus
-from reelforge.bus.notices import Bus, Notice, Topic
+from reelforge.bus.notices import Bus, Notice, Observer, Topic
 from reelforge.bus.redis import RedisBus
 
-__all__ = ["Bus", "LocalBus", "Notice", "RedisBus", "Topic"]
+__all__ = ["Bus", "LocalBus", "Notice", "Observer", "RedisBus", "Topic"]

@@ -15,6 +15,9 @@ class Topic(StrEnum):
     ACCOUNT = "account"  # id: the user (disabled, role or password changed)
     KEY = "key"  # id: the API key; owner_id: its user (revoked)
     SESSION = "session"  # id: the session's token id; owner_id: its user (ended by logout)
+    # id: a video whose job is due now (just accepted, or nudged by its provider's webhook):
+    # every engine looks for due work at once instead of at its next idle poll.
+    WAKE = "wake"
     # The bus may have lost notices (a subscriber fell behind, Redis came back): whatever a
     # subscriber derived from notices must be dropped and the database read again.
     RESYNC = "resync"

@@ -140,6 +140,9 @@ async def _work(settings: Settings, concurrency: int | None) -> None:
         stack.push_async_callback(runtime.close)
         if settings.is_embedded_database:
             await migrations.upgrade(settings.resolved_database_url)
+        # The API processes' WAKE notices (a video accepted, a webhook's nudge) reach this
+        # engine over the bus: it starts their work at once, not at its next idle poll.
+        await runtime.listen(stack)
         engine = engine_for(runtime, runtime.providers, concurrency=concurrency)
         console.print(f"Reelforge worker {engine.owner} is running; Ctrl-C or SIGTERM drains it.")
         await run_until_signalled(engine)

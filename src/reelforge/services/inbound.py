@@ -1,16 +1,16 @@
 """Incoming provider webhooks: verify (Standard Webhooks), dedupe by `webhook-id`, nudge the job.
 
 A webhook is only a hint. It never changes a video's state: it makes the video's next check due
-now and wakes the engine, which asks the provider (the truth). Duplicates, replays within the
-window and events out of order are therefore harmless, and a forged one could at worst cause an
-early poll, which the signature check rules out anyway.
+now and wakes the engines (a WAKE notice on the bus), which ask the provider (the truth).
+Duplicates, replays within the window and events out of order are therefore harmless, and a
+forged one could at worst cause an early poll, which the signature check rules out anyway.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,17 +22,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from reelforge.bus import Bus, Notice, Topic
 from reelforge.db.engine import Database
 from reelforge.db.models import Video, VideoEvent, WebhookReceipt
 from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import InputError
 from reelforge.domain.states import TERMINAL_STATES
 from reelforge.domain.videos import EventKind
-from reelforge.logs import get_logger
-
-log = get_logger("reelforge.webhooks")
-
-Notify = Callable[[str], Awaitable[None]]
 
 MAX_BODY_BYTES = 64 * 1024  # an event is a few hundred bytes
 _MAX_WEBHOOK_ID = 255  # webhook_receipts.webhook_id
@@ -66,20 +62,13 @@ class _Event:
 
 
 class InboundWebhooks:
-    """Receives one provider's webhooks; `on_nudge(video_id)` wakes the engine after a nudge."""
+    """Receives one provider's webhooks; a nudge is told on `bus`, which wakes the engines."""
 
-    def __init__(
-        self,
-        database: Database,
-        *,
-        provider: str,
-        secret: str | None,
-        on_nudge: Notify | None = None,
-    ) -> None:
+    def __init__(self, database: Database, bus: Bus, *, provider: str, secret: str | None) -> None:
         self._database = database
+        self._bus = bus
         self.provider = provider
         self._verifier = Webhook(secret) if secret else None
-        self.on_nudge = on_nudge
 
     @property
     def configured(self) -> bool:
@@ -146,12 +135,9 @@ class InboundWebhooks:
                     video_id = await _nudge(session, provider, match, data, now)
         except IntegrityError:
             return Receipt(duplicate=True)
-        if video_id is not None and self.on_nudge is not None:
-            try:
-                await self.on_nudge(video_id)
-            except Exception:
-                # The check is already due in the database; waking early is only a speed-up.
-                log.exception("on_nudge failed", video_id=video_id)
+        if video_id is not None:
+            # The check is already due in the database: the notice only makes it sooner.
+            await self._bus.publish(Notice(Topic.WAKE, video_id))
         return Receipt(duplicate=False, nudged_video_id=video_id)
 
 

@@ -59,6 +59,7 @@ class Lifecycle:
         accepted, new = await self._commits.run(write)
         if new:
             await self._publish(accepted, rules.accepted(accepted, kind))
+            await self._bus.publish(Notice(Topic.WAKE, accepted.id, accepted.owner_id))
         return accepted, new
 
     async def step(

@@ -140,6 +140,8 @@ class ReadCache:
 
     def take(self, notice: Notice) -> None:
         """A bus observer: drop what `notice` says changed (everything, on RESYNC)."""
+        if notice.topic is Topic.WAKE:
+            return  # work is due: nothing a reader sees changed
         self._generation += 1
         match notice.topic:
             case Topic.VIDEO:

@@ -50,7 +50,6 @@ from reelforge.services.read_cache import ReadCache
 from reelforge.services.references import check_reference
 from reelforge.storage import Storage
 
-Notify = Callable[[str], Awaitable[None]]
 # Called once a create or remix has passed every check and is about to be accepted: where the
 # HTTP layer counts it against the create rate limit, so a refused request uses up no slot.
 Admit = Callable[[], Awaitable[None]]
@@ -81,7 +80,6 @@ class Videos:
         lifecycle: Lifecycle,
         *,
         max_prompt_length: int,
-        on_accepted: Notify | None = None,
         cache: ReadCache | None = None,
     ) -> None:
         self._database = database
@@ -92,7 +90,6 @@ class Videos:
         self.routes = spec if isinstance(spec, Routes) else Routes({spec.name: spec}, spec.name)
         self.spec = self.routes.default_spec
         self._max_prompt_length = max_prompt_length
-        self.on_accepted = on_accepted
 
     def check(self, new: NewVideo) -> VideoRequest:
         """The request with defaults filled in, or an InputError naming the field."""
@@ -350,8 +347,6 @@ class Videos:
             return None
 
         accepted, new = await self._lifecycle.accept(video, kind, admission, actor=account.id)
-        if new and self.on_accepted is not None:
-            await self.on_accepted(accepted.id)
         return queries.to_view(accepted), new
 
 

@@ -9,6 +9,7 @@ from functools import partial
 
 import anyio
 
+from reelforge.bus import Notice, Observer, Topic
 from reelforge.providers.base import Provider
 from reelforge.runtime import Runtime
 from reelforge.services.housekeeping import Housekeeping
@@ -52,7 +53,7 @@ def engine_for(
         temporary_ttl=timedelta(minutes=settings.temporary_ttl_minutes),
         deleted_retention=timedelta(days=settings.deleted_retention_days),
     )
-    return Engine(
+    engine = Engine(
         jobs,
         steps,
         config=EngineConfig(
@@ -68,6 +69,22 @@ def engine_for(
             Every(HOUSEKEEPING_SECONDS, housekeeping.prune_webhook_records),
         ],
     )
+    runtime.bus.observe(woken_by(engine))
+    return engine
+
+
+def woken_by(engine: Engine) -> Observer:
+    """A bus observer that wakes `engine` when any process says a job is due now, and when
+    notices may have been lost (RESYNC): sooner than its idle poll, which still covers a
+    notice that never came."""
+
+    def take(notice: Notice) -> None:
+        if notice.topic is Topic.WAKE:
+            engine.wake(notice.id)
+        elif notice.topic is Topic.RESYNC:
+            engine.wake()
+
+    return take
 
 
 async def run_until_signalled(engine: Engine) -> None:
