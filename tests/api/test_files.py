@@ -113,6 +113,30 @@ async def test_a_changed_signed_url_is_refused(
     assert response.json()["field"] == field
 
 
+async def test_a_variant_that_does_not_exist_is_not_found(
+    app: FastAPI, ada: Caller, client: httpx.AsyncClient
+) -> None:
+    video = await completed(app, ada)
+    url = video["file_url"].replace("/video?", "/poster?")
+
+    response = await client.get(url)
+
+    assert response.status_code == 404, response.text
+    assert "thumbnail" in response.json()["error"]
+
+
+async def test_a_signed_url_takes_only_get_and_head(
+    app: FastAPI, ada: Caller, client: httpx.AsyncClient
+) -> None:
+    video = await completed(app, ada)
+
+    response = await client.post(video["file_url"])
+
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.json()["code"] == "method_not_allowed"
+
+
 async def test_an_expired_signed_url_is_refused(
     app: FastAPI, ada: Caller, client: httpx.AsyncClient
 ) -> None:

@@ -13,7 +13,6 @@ from urllib.parse import quote
 import anyio.to_thread
 from fastapi import Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
-from starlette.datastructures import MutableHeaders
 from starlette.types import Receive, Scope, Send
 
 from reelforge.api.errors import ApiError
@@ -136,69 +135,70 @@ async def deliver(runtime: Runtime, request: Request, content: Content) -> Respo
         headers["X-Accel-Redirect"] = prefix + quote(content.key)
         headers["Content-Type"] = content.variant.default_content_type
         return Response(status_code=200, headers=headers)
-    return _from_disk(request, path, content, headers)
+    return await _from_disk(request, path, content, headers)
 
 
-def _from_disk(request: Request, path: Path, content: Content, headers: dict[str, str]) -> Response:
+async def _from_disk(
+    request: Request, path: Path, content: Content, headers: dict[str, str]
+) -> Response:
     try:
         # One stat of a local file: cheaper inline than a hop to a worker thread.
         stat = os.stat(path)
     except FileNotFoundError:
         raise ObjectNotFoundError(content.key) from None
-    response = DiskFile(
-        path, stat, headers=headers, media_type=content.variant.default_content_type
-    )
-    etag = response.headers["etag"]
+    etag = headers.setdefault("ETag", _file_etag(stat))
     if etag in _etags(request.headers.get("if-none-match")):
-        return Response(status_code=304, headers={**headers, "ETag": etag})
+        return Response(status_code=304, headers=headers)
     ranges = parse_ranges(request.headers.get("range"), stat.st_size)
     if ranges is not None and request.headers.get("if-range", etag) != etag:
         ranges = None
+    media_type = content.variant.default_content_type
+    if ranges is not None and len(ranges) == 1 and ranges[0][1] <= ONE_READ:
+        # A player's seek: read at once and sent as one body.
+        start, length = ranges[0]
+        headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{stat.st_size}"
+        headers["Content-Length"] = str(length)
+        body = b"" if request.method == "HEAD" else await _read_range(path, start, length)
+        return Response(body, status_code=206, headers=headers, media_type=media_type)
+    response = DiskFile(path, stat, headers=headers, media_type=media_type)
     response.ranges = ranges
     return response
+
+
+def _file_etag(stat: os.stat_result) -> str:
+    """A file's own validator, as nginx makes one: its modification time and size."""
+    return f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
 
 
 class DiskFile(FileResponse):
     """Starlette's file response, serving exactly the ranges decided here (None: all of it).
 
     The whole file goes out as `http.response.pathsend` where the server offers it (granian
-    does), so the bytes never pass through Python; ranges are read and sent by Starlette,
-    several of them as one multipart/byteranges body.
+    does), so the bytes never pass through Python; several ranges are read and sent by
+    Starlette as one multipart/byteranges body.
     """
 
     def __init__(
         self, path: Path, stat: os.stat_result, *, headers: dict[str, str], media_type: str
     ) -> None:
         super().__init__(path, headers=headers, media_type=media_type, stat_result=stat)
-        self.size = stat.st_size
         self.ranges: list[tuple[int, int]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.ranges is not None and len(self.ranges) == 1 and self.ranges[0][1] <= ONE_READ:
-            await self._send_one_range(scope, send, *self.ranges[0])
-            return
         kept = [(n, v) for n, v in scope["headers"] if n not in (b"range", b"if-range")]
         if self.ranges is not None:
             spec = ",".join(f"{start}-{start + length - 1}" for start, length in self.ranges)
             kept.append((b"range", f"bytes={spec}".encode()))
         await super().__call__({**scope, "headers": kept}, receive, send)
 
-    async def _send_one_range(self, scope: Scope, send: Send, start: int, length: int) -> None:
-        """A player's seek: read at once, sent as one body.
 
-        What the page cache holds is read inline (a read that can't wait on the disk); only a
-        range that needs the disk goes to a worker thread, so the event loop never blocks on it.
-        """
-        body: bytes | None = b""
-        if scope["method"] != "HEAD":
-            body = _read_cached(self.path, start, length)
-        if body is None:
-            body = await anyio.to_thread.run_sync(_read, self.path, start, length)
-        headers = MutableHeaders(raw=list(self.raw_headers))
-        headers["content-range"] = f"bytes {start}-{start + length - 1}/{self.size}"
-        headers["content-length"] = str(length)
-        await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+async def _read_range(path: Path, start: int, length: int) -> bytes:
+    """What the page cache holds is read inline (a read that can't wait on the disk); only a
+    range that needs the disk goes to a worker thread, so the event loop never blocks on it."""
+    body = _read_cached(path, start, length)
+    if body is None:
+        body = await anyio.to_thread.run_sync(_read, path, start, length)
+    return body
 
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", None)  # Linux 4.14+; elsewhere every read is threaded

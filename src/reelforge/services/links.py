@@ -58,7 +58,11 @@ class FileLinks:
 
     def __init__(self, secret: str, ttl: timedelta) -> None:
         # The salt keeps these signatures apart from anything else signed with the secret key.
-        self._signer = Signer(secret, salt="reelforge.files", sep="~", digest_method=hashlib.sha256)
+        salted = Signer(secret, salt="reelforge.files", sep="~", digest_method=hashlib.sha256)
+        # Its key derived once, not again for every URL checked (the same signatures).
+        self._signer = Signer(
+            salted.derive_key(), sep="~", digest_method=hashlib.sha256, key_derivation="none"
+        )
         self._ttl = ttl
         # Within one expiry step a file's URL is the same URL (that is what the step is for), so
         # it is signed once, not on every read of the video that lists it.

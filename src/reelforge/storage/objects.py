@@ -97,6 +97,12 @@ class Storage:
     def __init__(self, store: ObjectStore, *, url: str) -> None:
         self._store = store
         self.url = url
+        # Made once: a path is asked for on every download and range request.
+        self._directory = (
+            Path(store.prefix)
+            if isinstance(store, LocalStore) and store.prefix is not None
+            else None
+        )
 
     @property
     def can_presign(self) -> bool:
@@ -233,9 +239,7 @@ class Storage:
         through the event loop.
         """
         validate_key(key)
-        if not isinstance(self._store, LocalStore) or self._store.prefix is None:
-            return None
-        return Path(self._store.prefix) / key
+        return None if self._directory is None else self._directory / key
 
     async def presigned_url(self, key: str, expires_in: timedelta) -> str | None:
         """A time-limited GET URL straight to the bucket, or None when the store can't sign."""
