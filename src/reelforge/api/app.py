@@ -87,6 +87,10 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         # Served by the studio from packaged assets (web/docs.py), not from a CDN.
         docs_url=None,
         redoc_url=None,
+        # Reelforge's telemetry is its own (Prometheus metrics and JSON access logs, in
+        # observability.py). FastAPI's OpenTelemetry hooks, left on, ask the global tracer,
+        # meter and logger providers on every request whether one was set up (bench/delivery.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.metrics_registry = registry
     app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
