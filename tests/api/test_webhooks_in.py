@@ -61,8 +61,9 @@ async def hooks(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def nudged(app: FastAPI) -> list[str]:
-    """The video ids the engines were woken for (WAKE notices on the bus)."""
+def nudged(app: FastAPI, running_video: str) -> list[str]:
+    """The video ids the engines were woken for (WAKE notices on the bus) once the video was
+    running: its own accept's WAKE is not among them."""
     calls: list[str] = []
 
     def take(notice: Notice) -> None:

@@ -81,6 +81,8 @@ async def test_the_worker_takes_an_accepted_video_at_once(
             group.start_soon(engine.run, stopping)
             with anyio.fail_after(10):
                 await jobs.idle.wait()
+                while not worker.bus.connected:  # subscribed: no notice can slip past it
+                    await anyio.sleep(0.01)
             view, _ = await api.videos.create(ada, NewVideo(prompt="a paper boat", size="1280x720"))
             with anyio.fail_after(10):
                 while (await video_row(api.database, view.id)).provider_video_id is None:
