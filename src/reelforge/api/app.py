@@ -25,6 +25,7 @@ from reelforge.api import (
     videos,
     webhooks,
 )
+from reelforge.api.direct import DirectRoutes
 from reelforge.api.observability import HttpMetrics, ObservabilityMiddleware
 from reelforge.bus.seats import seats_for
 from reelforge.db import migrate
@@ -93,12 +94,15 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.metrics_registry = registry
-    app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     errors.install(app)
+    # Innermost: a signed file's request passes the access log, metrics and security headers
+    # like any other, and is answered before FastAPI's router.
+    app.add_middleware(
+        DirectRoutes, routes=files.router.routes, handlers=errors.exception_handlers(app)
+    )
+    app.add_middleware(ObservabilityMiddleware, metrics=HttpMetrics(registry))
     # Matched in this order, one route after another: the routes clients poll most come first.
     routers = (
-        # First: a player's Range requests on signed URLs are matched before all other routes.
-        files.router,
         videos.router,
         health.router,
         metrics.router,
@@ -107,6 +111,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         admin.router,
         webhooks.router,
         streams.router,
+        # Answered by `DirectRoutes`; routed only to be documented and to answer other methods.
+        files.router,
     )
     for router in routers:
         app.include_router(router)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ExceptionHandler
 
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.quotas import LimitExceededError
@@ -245,6 +246,16 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, crash)
+
+
+def exception_handlers(app: FastAPI) -> dict[Any, ExceptionHandler]:
+    """The handlers `install` gave `app` that its exception middleware runs: all but the
+    catch-all, which FastAPI gives to the outermost (server error) middleware."""
+    return {
+        key: handler
+        for key, handler in app.exception_handlers.items()
+        if key not in (500, Exception)
+    }
 
 
 def answer_405_with_every_method(app: FastAPI, routes: Sequence[BaseRoute]) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import APIRoute
 
 from reelforge.api.content import Content, deliver
+from reelforge.api.direct import DirectRoute
 from reelforge.api.errors import ApiError, documented
 from reelforge.domain.clock import utcnow
 from reelforge.domain.upstream import Variant
@@ -16,21 +13,7 @@ from reelforge.runtime import Runtime
 from reelforge.services.links import FILES_PREFIX, LinkRefused
 from reelforge.storage import ObjectNotFoundError
 
-
-class _Direct(APIRoute):
-    """A route whose endpoint takes the request and answers it, with nothing solved for it
-    (FastAPI's custom APIRoute pattern); documented like any other route.
-
-    Every seek of a player and every thumbnail of a gallery is a signed-URL request, which needs
-    no credential, body or model: FastAPI's parameter solving and request handler were about a
-    quarter of this route's Python time in a profile under `reelforge serve` (bench/delivery.md).
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        return self.endpoint
-
-
-router = APIRouter(prefix=FILES_PREFIX, tags=["videos"], route_class=_Direct)
+router = APIRouter(prefix=FILES_PREFIX, tags=["videos"], route_class=DirectRoute)
 
 # `signed_file` reads its parameters itself; they are documented here.
 _PARAMETERS = [
