@@ -45,6 +45,18 @@ async def test_pages_send_anonymous_callers_to_sign_in(client: httpx.AsyncClient
     assert (await client.get("/login")).status_code == 200
 
 
+async def test_sign_in_is_inert_until_its_script_runs(client: httpx.AsyncClient) -> None:
+    """Submitted natively (before login.js takes the form), the form would be a GET with the
+    password in its URL: its button is served disabled, for the script to enable."""
+    page = (await client.get("/login")).text
+
+    button = re.search(r"<button[^>]*type=\"submit\"[^>]*>", page)
+
+    assert button is not None
+    assert " disabled" in button.group()
+    assert "data-needs-script" in button.group()
+
+
 async def test_sign_in_only_returns_to_this_site(app: FastAPI, make_caller: MakeCaller) -> None:
     await make_caller("ada@example.org")
     async with _session(app, "ada@example.org") as ada:

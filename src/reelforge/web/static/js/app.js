@@ -40,5 +40,10 @@ if ("serviceWorker" in navigator) {
 }
 const page = document.body.dataset.page;
 if (PAGES.has(page)) {
-  import(`./${page}.js`).then((module) => module.start && module.start());
+  import(`./${page}.js`).then((module) => {
+    // Forms the page's module submits are inert until it can: a native submission would put
+    // their fields (a password among them) in a GET URL. Enabled in the same turn as start().
+    for (const button of document.querySelectorAll("[data-needs-script]")) button.disabled = false;
+    if (module.start) module.start();
+  });
 }
