@@ -186,3 +186,28 @@ async def test_a_failing_check_means_read_the_database() -> None:
         raise ConnectionError("redis is down")
 
     assert await ReadCache(caught_up=check).current() is None
+
+
+async def test_concurrent_readers_share_one_look_at_sqlites_data_version(
+    pair: tuple[Process, Process],
+) -> None:
+    one, other = pair
+    probe = other.database.commit_probe()
+    assert probe is not None
+    looks = 0
+
+    def counted() -> int | None:
+        nonlocal looks
+        looks += 1
+        return probe()
+
+    cache = ReadCache(probe=counted)
+    answers = await asyncio.gather(*(cache.current() for _ in range(20)))
+    assert looks == 1
+    assert None not in answers
+
+    await one.accounts.create("grace@example.org", PASSWORD)  # the other process commits
+
+    # The next reader's own look sees that commit and drops what was held.
+    assert await cache.current() not in answers
+    assert looks == 2

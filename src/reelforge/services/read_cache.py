@@ -4,11 +4,13 @@ Every read of the cache first asks whether this process's memory has seen every 
 before the question (`current`). Two sources can answer:
 
 - SQLite on a file: `PRAGMA data_version`, which changes whenever any connection of any process
-  commits (about a microsecond; db/engine.py). A change of it drops everything held.
+  commits (db/engine.py). A change of it drops everything held.
 - Redis: the bus numbers every notice as it is published; this process is current when the
   counter equals the number of the last notice it took (`Bus.caught_up`), each notice having
-  already dropped what it names. Concurrent readers share one look at the counter, begun after
-  each of them asked.
+  already dropped what it names.
+
+Either way, concurrent readers share one look, begun after each of them asked: it sees every
+commit made before any of them asked.
 
 With neither (PostgreSQL alone) nothing is kept. When the answer is unknown (Redis down, the
 subscription lost, the look timed out) the caller reads the database and keeps nothing: memory
@@ -88,7 +90,8 @@ class ReadCache:
     """Memory for the hot reads of every request: accounts, API keys, live sessions, videos."""
 
     def __init__(self, *, caught_up: Check | None = None, probe: Probe | None = None) -> None:
-        self._probe = probe
+        if probe is not None:
+            caught_up = self._by_version(probe)
         self._caught_up = _Shared(caught_up) if caught_up is not None else None
         self._version: int | None = None
         self._generation = 0
@@ -100,7 +103,7 @@ class ReadCache:
 
     @property
     def enabled(self) -> bool:
-        return self._probe is not None or self._caught_up is not None
+        return self._caught_up is not None
 
     async def current(self) -> int | None:
         """The generation to keep reads under when memory may answer now; None when it may
@@ -113,17 +116,27 @@ class ReadCache:
         return self._generation if looks.answers[id(self)] else None
 
     async def _look(self) -> int | None:
-        if self._probe is not None:
-            version = self._probe()
-            if version is None:
-                return None
-            if version != self._version:
-                self.clear()
-                self._version = version
-            return self._generation
         if self._caught_up is not None and await self._caught_up():
             return self._generation
         return None
+
+    def _by_version(self, probe: Probe) -> Check:
+        """SQLite's data version as a look: a new version drops everything held.
+
+        Shared like Redis's look: the pragma is quick, but the driver lets go of the GIL
+        around it, and a hand-over per request cost more than the whole rest of the cache
+        (bench/api.md)."""
+
+        async def unchanged_or_dropped() -> bool:
+            version = probe()
+            if version is None:
+                return False
+            if version != self._version:
+                self.clear()
+                self._version = version
+            return True
+
+        return unchanged_or_dropped
 
     def keep(self, generation: int | None, table: dict[str, Value], key: str, value: Value) -> None:
         """Hold `value`, read under `generation`, unless something changed since."""
