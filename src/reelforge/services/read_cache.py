@@ -123,9 +123,9 @@ class ReadCache:
     def _by_version(self, probe: Probe) -> Check:
         """SQLite's data version as a look: a new version drops everything held.
 
-        Shared like Redis's look: the pragma is quick, but the driver lets go of the GIL
-        around it, and a hand-over per request cost more than the whole rest of the cache
-        (bench/api.md)."""
+        Shared like Redis's look: the pragma is quick alone, but under load a look per request
+        cost about a tenth of a status read's CPU (bench/api.md), probably in the GIL hand-over
+        the driver makes around it."""
 
         async def unchanged_or_dropped() -> bool:
             version = probe()
