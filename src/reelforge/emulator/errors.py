@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 INVALID_REQUEST = "invalid_request_error"
 
+# Emulator choices where the real API's code is unknown (documented in docs/emulator.md).
+NOT_READY = "video_not_ready"
+FAILED = "video_failed"
+EXPIRED = "video_expired"
+
 
 class EmulatorError(Exception):
     """Answered as `{"error": {"message", "type", "param", "code"}}` with `status`."""
