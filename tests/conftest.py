@@ -22,6 +22,7 @@ from reelforge.domain.accounts import Account, Role
 from reelforge.domain.catalog import provider
 from reelforge.services.accounts import Accounts
 from reelforge.services.lifecycle import Lifecycle
+from reelforge.services.quotas import Quotas
 from reelforge.services.videos import Videos
 from reelforge.settings import Settings
 from reelforge.storage import open_storage
@@ -151,6 +152,11 @@ async def admin(accounts: Accounts) -> Account:
 def videos(database: Database) -> Videos:
     storage, spec = open_storage("memory://"), provider("emulator")
     return Videos(database, storage, spec, Lifecycle(database, LocalBus()), max_prompt_length=1000)
+
+
+@pytest.fixture
+def quotas(database: Database) -> Quotas:
+    return Quotas(database)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from reelforge.services.keys import ApiKeys
 from reelforge.services.lifecycle import Lifecycle
 from reelforge.services.lineage import Lineages
 from reelforge.services.links import FileLinks
+from reelforge.services.quotas import Quotas
 from reelforge.services.ratelimits import RateLimiter, limiter_storage
 from reelforge.services.read_cache import ReadCache
 from reelforge.services.sessions import Sessions
@@ -55,6 +56,7 @@ class Runtime:
     lifecycle: Lifecycle
     sessions: Sessions
     videos: Videos
+    quotas: Quotas
     create_limiter: RateLimiter
     login_limiter: RateLimiter
     inbound: InboundWebhooks
@@ -153,6 +155,7 @@ def open_runtime(
             max_prompt_length=settings.max_prompt_length,
             cache=cache,
         ),
+        quotas=Quotas(database),
         create_limiter=RateLimiter(
             settings.create_rate_limit,
             limiter_storage(redis, settings.redis_key_prefix),

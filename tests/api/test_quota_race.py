@@ -42,7 +42,7 @@ async def test_fifty_concurrent_creates_admit_exactly_ten(
 ) -> None:
     async with AsyncExitStack() as stack:
         ada = await (await callers(app_on_each_database, stack))("ada@example.org")
-        await runtime_of(app_on_each_database).videos.set_policy(ada.account.id, policy)
+        await runtime_of(app_on_each_database).quotas.set_policy(ada.account.id, policy)
         outcomes: Counter[tuple[int, str | None]] = Counter()
 
         async def create(i: int) -> None:

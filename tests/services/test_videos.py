@@ -17,6 +17,7 @@ from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.quotas import LimitExceededError, QuotaPolicy
 from reelforge.domain.states import VideoStatus
 from reelforge.domain.videos import Order
+from reelforge.services.quotas import Quotas
 from reelforge.services.videos import NewVideo, Videos
 from tests.support.engine import ledger_of
 
@@ -235,8 +236,10 @@ async def test_idempotency_key_replays_or_conflicts(videos: Videos, ada: Account
     assert len((await videos.page(ada)).items) == 1
 
 
-async def test_quota_counts_videos_in_the_period(videos: Videos, ada: Account) -> None:
-    await videos.set_policy(ada.id, QuotaPolicy(max_videos=2, period_days=30, monthly_budget=None))
+async def test_quota_counts_videos_in_the_period(
+    videos: Videos, quotas: Quotas, ada: Account
+) -> None:
+    await quotas.set_policy(ada.id, QuotaPolicy(max_videos=2, period_days=30, monthly_budget=None))
     await videos.create(ada, NewVideo(prompt="one"))
     await videos.create(ada, NewVideo(prompt="two"))
 
@@ -244,12 +247,14 @@ async def test_quota_counts_videos_in_the_period(videos: Videos, ada: Account) -
         await videos.create(ada, NewVideo(prompt="three"))
 
     assert caught.value.code == "quota_exceeded"
-    usage = await videos.usage(ada)
+    usage = await quotas.usage(ada)
     assert (usage.videos_used, usage.videos_left) == (2, 0)
 
 
-async def test_budget_stops_a_video_it_cannot_pay_for(videos: Videos, ada: Account) -> None:
-    await videos.set_policy(
+async def test_budget_stops_a_video_it_cannot_pay_for(
+    videos: Videos, quotas: Quotas, ada: Account
+) -> None:
+    await quotas.set_policy(
         ada.id, QuotaPolicy(max_videos=None, period_days=30, monthly_budget=Decimal("1.00"))
     )
     await videos.create(ada, NewVideo(prompt="one", seconds="8"))  # $0.80
@@ -258,7 +263,7 @@ async def test_budget_stops_a_video_it_cannot_pay_for(videos: Videos, ada: Accou
         await videos.create(ada, NewVideo(prompt="two", seconds="4"))  # $0.40 > $0.20 left
 
     assert caught.value.code == "budget_exceeded"
-    assert (await videos.usage(ada)).budget_left == Decimal("0.20")
+    assert (await quotas.usage(ada)).budget_left == Decimal("0.20")
 
 
 @pytest.mark.parametrize(
@@ -272,9 +277,14 @@ async def test_budget_stops_a_video_it_cannot_pay_for(videos: Videos, ada: Accou
     ],
 )
 async def test_fifty_concurrent_creates_admit_exactly_the_limit(
-    videos: Videos, ada: Account, database: Database, policy: QuotaPolicy, code: str
+    videos: Videos,
+    quotas: Quotas,
+    ada: Account,
+    database: Database,
+    policy: QuotaPolicy,
+    code: str,
 ) -> None:
-    await videos.set_policy(ada.id, policy)
+    await quotas.set_policy(ada.id, policy)
     admitted: list[str] = []
     refused: list[str] = []
 

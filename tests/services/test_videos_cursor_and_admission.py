@@ -12,6 +12,7 @@ from reelforge.domain.accounts import Account
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError
 from reelforge.domain.quotas import LimitExceededError, QuotaPolicy
 from reelforge.domain.videos import Order
+from reelforge.services.quotas import Quotas
 from reelforge.services.videos import NewVideo, Videos
 
 pytestmark = pytest.mark.anyio
@@ -78,7 +79,9 @@ async def test_admit_runs_once_a_request_is_valid(
     assert admit.calls == 2
 
 
-async def test_a_refusal_from_admit_accepts_nothing(videos: Videos, ada: Account) -> None:
+async def test_a_refusal_from_admit_accepts_nothing(
+    videos: Videos, quotas: Quotas, ada: Account
+) -> None:
     class Refused(Exception):
         pass
 
@@ -89,12 +92,12 @@ async def test_a_refusal_from_admit_accepts_nothing(videos: Videos, ada: Account
         await videos.create(ada, NewVideo(prompt="fox"), admit=refuse)
 
     assert (await videos.page(ada)).items == []
-    assert (await videos.usage(ada)).videos_used == 0
+    assert (await quotas.usage(ada)).videos_used == 0
 
 
-async def test_admit_comes_before_the_quota(videos: Videos, ada: Account) -> None:
+async def test_admit_comes_before_the_quota(videos: Videos, quotas: Quotas, ada: Account) -> None:
     """A quota refusal is a valid request the user may not make now: it is counted."""
-    await videos.set_policy(ada.id, QuotaPolicy(max_videos=0, period_days=30, monthly_budget=None))
+    await quotas.set_policy(ada.id, QuotaPolicy(max_videos=0, period_days=30, monthly_budget=None))
     admit = Admissions()
 
     with pytest.raises(LimitExceededError):

@@ -103,7 +103,7 @@ async def change_password(
 
 @router.get("/me/usage", responses=documented(401), summary="Quota and budget used")
 async def my_usage(account: CurrentAccount, runtime: RuntimeDep) -> Envelope[UsageOut]:
-    return Envelope(data=UsageOut.of(await runtime.videos.usage(account)))
+    return Envelope(data=UsageOut.of(await runtime.quotas.usage(account)))
 
 
 @router.get("/keys", responses=documented(401), summary="Your API keys (never the secret)")

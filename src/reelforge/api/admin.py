@@ -140,7 +140,7 @@ async def user_usage(user_id: str, _admin: AdminAccount, runtime: RuntimeDep) ->
     account = await runtime.accounts.get(user_id)
     if account is None:
         raise NotFoundError("user", user_id)
-    return Envelope(data=UsageOut.of(await runtime.videos.usage(account)))
+    return Envelope(data=UsageOut.of(await runtime.quotas.usage(account)))
 
 
 @router.put(
@@ -152,7 +152,7 @@ async def set_quota(
     user_id: str, body: QuotaIn, _admin: AdminAccount, runtime: RuntimeDep
 ) -> Envelope[UsageOut]:
     policy = QuotaPolicy(body.max_videos, body.period_days, body.monthly_budget)
-    return Envelope(data=UsageOut.of(await runtime.videos.set_policy(user_id, policy)))
+    return Envelope(data=UsageOut.of(await runtime.quotas.set_policy(user_id, policy)))
 
 
 @router.get(

@@ -48,7 +48,7 @@ def show_quota(email: str) -> None:
 
     async def show(runtime: Runtime) -> None:
         account = await runtime.accounts.find(email)
-        _print_usage(email, await runtime.videos.usage(account))
+        _print_usage(email, await runtime.quotas.usage(account))
 
     run_with_runtime(show)
 
@@ -76,7 +76,7 @@ def set_quota(
 
     async def change(runtime: Runtime) -> None:
         account = await runtime.accounts.find(email)
-        current = (await runtime.videos.usage(account)).policy
+        current = (await runtime.quotas.usage(account)).policy
         policy = QuotaPolicy(
             max_videos=current.max_videos
             if videos is None
@@ -86,7 +86,7 @@ def set_quota(
             if budget is None
             else (None if budget == UNLIMITED else Decimal(budget)),
         )
-        _print_usage(email, await runtime.videos.set_policy(account.id, policy))
+        _print_usage(email, await runtime.quotas.set_policy(account.id, policy))
 
     run_with_runtime(change)
 

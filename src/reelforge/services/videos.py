@@ -7,9 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelforge.db import videos as queries
@@ -21,13 +19,7 @@ from reelforge.domain.clock import utcnow
 from reelforge.domain.errors import ConflictError, InputError, NotFoundError, NotReadyError
 from reelforge.domain.ids import new_video_id
 from reelforge.domain.lifecycle import cancelled, deleted
-from reelforge.domain.quotas import (
-    QuotaPolicy,
-    QuotaUsage,
-    check_limits,
-    current_period_start,
-    month_start,
-)
+from reelforge.domain.quotas import check_limits
 from reelforge.domain.records import VideoRecord
 from reelforge.domain.routing import Routes
 from reelforge.domain.states import JobState
@@ -46,6 +38,7 @@ from reelforge.domain.videos import (
     video_request,
 )
 from reelforge.services.lifecycle import Lifecycle
+from reelforge.services.quotas import usage_of
 from reelforge.services.read_cache import ReadCache
 from reelforge.services.references import check_reference
 from reelforge.storage import Storage
@@ -295,21 +288,6 @@ class Videos:
             raise NotFoundError(f"{variant} of video", video_id)
         return stored
 
-    async def usage(self, account: Account) -> QuotaUsage:
-        now = utcnow()
-        async with self._database.reading() as connection:
-            quota = await queries.quota_of(connection, account.id)
-            return await _usage(connection, account.id, quota, now)
-
-    async def set_policy(self, user_id: str, policy: QuotaPolicy) -> QuotaUsage:
-        """Change a user's limits (an admin's action); the current period carries on."""
-        now = utcnow()
-        async with self._database.transaction() as connection:
-            quota = await queries.set_quota(connection, user_id, policy)
-            if quota is None:
-                raise NotFoundError("user", user_id)
-            return await _usage(connection, user_id, quota, now)
-
     def _new_row(
         self, account: Account, request: VideoRequest, idempotency_key: str | None
     ) -> VideoRecord:
@@ -342,7 +320,7 @@ class Videos:
                 )
                 if earlier is not None:
                     return _replayed(record_of(earlier), video)
-            usage = await _usage(connection, account.id, quota, video.created_at, moving=True)
+            usage = await usage_of(connection, account.id, quota, video.created_at, moving=True)
             check_limits(usage, video.cost_estimate, video.created_at)
             return None
 
@@ -363,30 +341,6 @@ def _states_for(statuses: list[str]) -> list[str]:
             raise InputError("status", f"must be one of {', '.join(sorted(allowed))}")
         states += [state.value for state in JobState if state.public_status.value == status]
     return states
-
-
-async def _usage(
-    connection: AsyncConnection,
-    user_id: str,
-    quota: Row[Any] | None,
-    now: datetime,
-    *,
-    moving: bool = False,
-) -> QuotaUsage:
-    """The user's use of their quota now; `moving`: a period that ended is moved on in the
-    database too (in a transaction that holds the quota row)."""
-    if quota is None:
-        raise NotFoundError("quota of user", user_id)
-    start = current_period_start(quota.period_started_at, quota.period_days, now)
-    if moving and start != quota.period_started_at:
-        await queries.start_quota_period(connection, user_id, start)
-    policy = QuotaPolicy(quota.max_videos_per_period, quota.period_days, quota.monthly_budget)
-    return QuotaUsage(
-        policy=policy,
-        period_started_at=start,
-        videos_used=await queries.videos_counted_since(connection, user_id, start),
-        month_spend=await queries.spend_since(connection, user_id, month_start(now)),
-    )
 
 
 def _request_hash(

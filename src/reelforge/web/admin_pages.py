@@ -29,7 +29,7 @@ async def account_page(request: Request, account: PageAccount, runtime: RuntimeD
         request,
         "account.html",
         account,
-        {"keys": await runtime.keys.list(account), "usage": await runtime.videos.usage(account)},
+        {"keys": await runtime.keys.list(account), "usage": await runtime.quotas.usage(account)},
     )
 
 
@@ -39,7 +39,7 @@ async def admin_page(request: Request, account: PageAccount, runtime: RuntimeDep
         return not_found(request, account)
     activity = await runtime.admin.activity(CHART_DAYS)
     users = await runtime.accounts.list()
-    usages = {user.id: await runtime.videos.usage(user) for user in users}
+    usages = {user.id: await runtime.quotas.usage(user) for user in users}
     emails = {user.id: user.email for user in users}
     keys = [key for user in users for key in await runtime.keys.list(user)]
     return render(

@@ -174,7 +174,7 @@ async def create_page(
             "models": models,
             "chosen": chosen,
             "origin": origin,
-            "usage": await runtime.videos.usage(account),
+            "usage": await runtime.quotas.usage(account),
             "max_prompt_length": limit,
             "tips": [
                 *PROMPT_TIPS,
