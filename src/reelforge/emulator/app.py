@@ -178,7 +178,7 @@ def _videos_router(emulator: Emulator) -> APIRouter:
 
     async def answer_created(job: Job) -> JSONResponse:
         video = job.created_view  # what upstream decided at creation time
-        delay = emulator.late_create_delay(job.tags)
+        delay = emulator.intake.late_create_delay(job.tags)
         if delay:
             # The job exists and runs; only the answer is late (a client timeout loses it).
             await anyio.sleep(delay)
@@ -186,7 +186,7 @@ def _videos_router(emulator: Emulator) -> APIRouter:
 
     @router.post("", name="videos.create")
     async def create(request: Request) -> Response:
-        job = await emulator.create(await read_body(request, limit))
+        job = await emulator.intake.create(await read_body(request, limit))
         return await answer_created(job)
 
     @router.get("", name="videos.list")
@@ -212,12 +212,12 @@ def _videos_router(emulator: Emulator) -> APIRouter:
 
     @router.post("/edits", name="videos.edit")
     async def edit(request: Request) -> Response:
-        job = await emulator.edit(await read_body(request, limit))
+        job = await emulator.intake.edit(await read_body(request, limit))
         return await answer_created(job)
 
     @router.post("/extensions", name="videos.extend")
     async def extend(request: Request) -> Response:
-        job = await emulator.extend(await read_body(request, limit))
+        job = await emulator.intake.extend(await read_body(request, limit))
         return await answer_created(job)
 
     @router.post("/characters", name="videos.create_character")
@@ -264,7 +264,7 @@ def _videos_router(emulator: Emulator) -> APIRouter:
 
     @router.post("/{video_id}/remix", name="videos.remix")
     async def remix(video_id: str, request: Request) -> Response:
-        job = await emulator.remix(video_id, await read_body(request, limit))
+        job = await emulator.intake.remix(video_id, await read_body(request, limit))
         return await answer_created(job)
 
     return router

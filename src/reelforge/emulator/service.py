@@ -17,7 +17,7 @@ from reelforge.emulator.errors import (
     invalid_value,
     not_found,
 )
-from reelforge.emulator.faults import FaultState, PromptTags
+from reelforge.emulator.faults import FaultState
 from reelforge.emulator.intake import Intake
 from reelforge.emulator.jobs import Engine, Renderer
 from reelforge.emulator.requests import CHARACTER_FIELDS, character_name
@@ -90,23 +90,6 @@ class Emulator:
         self.engine.close()
         if self.state is not None:
             self.state.close()
-
-    # --- creating jobs (see intake.py) -----------------------------------------------------
-
-    def late_create_delay(self, tags: PromptTags) -> float:
-        return self.intake.late_create_delay(tags)
-
-    async def create(self, body: Body) -> Job:
-        return await self.intake.create(body)
-
-    async def remix(self, video_id: str, body: Body) -> Job:
-        return await self.intake.remix(video_id, body)
-
-    async def edit(self, body: Body) -> Job:
-        return await self.intake.edit(body)
-
-    async def extend(self, body: Body) -> Job:
-        return await self.intake.extend(body)
 
     # --- reads ----------------------------------------------------------------------------
 
