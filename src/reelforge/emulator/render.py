@@ -1,4 +1,4 @@
-"""Render the emulator's videos: a prompt-driven animated scene as H.264 MP4, with previews."""
+"""Render the emulator's videos: a prompt-driven animated scene and its sound, with previews."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from reelforge.emulator.planes import (
     yuv_to_rgb,
 )
 from reelforge.emulator.scene import Scene, continue_scene, remix_scene, scene_from_prompt
+from reelforge.emulator.sound import SAMPLE_RATE, Samples, Shot, soundtrack
 from reelforge.emulator.swarms import swarms
 
 FPS = 24
@@ -66,7 +67,7 @@ class RenderSpec:
 
 @dataclass(frozen=True)
 class RenderedAssets:
-    video: bytes  # MP4, H.264 yuv420p, BT.709 limited range, FPS frames per second
+    video: bytes  # MP4: H.264 yuv420p, BT.709 limited range, FPS frames per second; AAC mono
     thumbnail: bytes  # WebP of the middle frame at 1/THUMBNAIL_DIVISOR of the video's size
     spritesheet: bytes  # JPEG, SPRITE_COLUMNS x SPRITE_ROWS evenly spaced frames, row-major
 
@@ -81,7 +82,7 @@ def render(spec: RenderSpec, progress: Progress | None = None) -> RenderedAssets
     total = spec.total_seconds * FPS
     previews = _Previews(spec.width, spec.height, total)
     report = _Reporter(progress, total)
-    encoder = _Encoder(spec.width, spec.height)
+    encoder = _Encoder(spec.width, spec.height, _sound(spec))
     try:
         for index, planes, frame in _frames(spec):
             previews.offer(index, planes)
@@ -128,6 +129,16 @@ def _parts(spec: RenderSpec) -> list[_Part]:
     last = before[-1]
     scene = continue_scene(last.scene, spec.prompt)
     return [*before, _Part(spec, scene, last.start + last.spec.seconds * FPS)]
+
+
+def _sound(spec: RenderSpec) -> Samples:
+    """The soundtrack, cut and cross-faded where the picture is (sound.py)."""
+    per_frame = SAMPLE_RATE // FPS
+    shots = [
+        Shot(part.scene, part.start * per_frame, part.spec.seconds * SAMPLE_RATE)
+        for part in _parts(spec)
+    ]
+    return soundtrack(shots, _FADE_FRAMES * per_frame)
 
 
 def _scene_of(spec: RenderSpec) -> Scene:
@@ -236,9 +247,10 @@ def _picture(data: bytes | None, width: int, height: int) -> Planes | None:
 
 
 class _Encoder:
-    """H.264 into an in-memory MP4 whose index comes first, so browsers can stream it."""
+    """H.264 and AAC into an in-memory MP4 whose index comes first, so browsers can stream it;
+    each frame's sound is encoded with it, so the two are interleaved as a player reads them."""
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, sound: Samples) -> None:
         self._buffer = io.BytesIO()
         self._container = av.open(
             self._buffer,
@@ -256,6 +268,10 @@ class _Encoder:
         # One thread, fixed settings: the same frames always give the same bytes.
         stream.options = {"preset": "ultrafast", "crf": str(CRF), "threads": "1"}
         self._stream = stream
+        self._audio = self._container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        self._audio.options = {"threads": "1"}
+        self._sound = sound
+        self._heard = 0  # samples encoded so far
 
     def _reopen(self, url: str, flags: int, options: dict[str, Any]) -> io.BytesIO:
         # +faststart reads the finished file back to move the index to the front.
@@ -263,9 +279,22 @@ class _Encoder:
 
     def push(self, frame: av.VideoFrame) -> None:
         self._container.mux(self._stream.encode(frame))
+        self._hear(((frame.pts or 0) + 1) * SAMPLE_RATE // FPS)
+
+    def _hear(self, until: int) -> None:
+        # The encoder takes whole frames of its own size; only the last may be shorter.
+        size = self._audio.codec_context.frame_size or 1024
+        while self._heard + size <= until or (until == len(self._sound) > self._heard):
+            chunk = self._sound[self._heard : self._heard + size]
+            frame = av.AudioFrame.from_ndarray(chunk[np.newaxis, :], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, self._heard
+            self._container.mux(self._audio.encode(frame))
+            self._heard += len(chunk)
 
     def finish(self) -> bytes:
+        self._hear(len(self._sound))
         self._container.mux(self._stream.encode(None))
+        self._container.mux(self._audio.encode(None))
         self._container.close()
         return self._buffer.getvalue()
 
