@@ -1,9 +1,10 @@
 """Benchmark the emulator's renderer: wall time per rendered second, beside an encoding floor.
 
 Run with `uv run python bench/render.py [--repeat N] [--save]`. For every catalog size it renders a
-4-second video and, in the same run, encodes as many constant black frames with the renderer's own
-encoder settings: that anchor is what encoding alone costs on this machine right now, so the two
-columns stay comparable on a busy or a quiet machine. Each figure is the best of N runs.
+4-second video and, in the same run, encodes as many constant black frames (and as much silence)
+with the renderer's own encoder settings: that anchor is what encoding alone costs on this
+machine right now, so the two columns stay comparable on a busy or a quiet machine. Each figure
+is the best of N runs.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from functools import partial
 from pathlib import Path
 
 import av
+import numpy as np
 
 from reelforge.emulator.render import FPS, RenderSpec, _Encoder, render
+from reelforge.emulator.sound import SAMPLE_RATE
 
 SIZES = ((1280, 720), (720, 1280), (1792, 1024), (1024, 1792), (1920, 1080), (1080, 1920))
 SECONDS = 4
@@ -46,7 +49,8 @@ def measure(width: int, height: int, repeat: int) -> tuple[float, list[float]]:
 
 
 def encode_black(width: int, height: int, frames: int) -> bytes:
-    encoder = _Encoder(width, height)
+    # Black and silent, through the renderer's own encoder: pictures and sound, as it encodes them.
+    encoder = _Encoder(width, height, np.zeros(frames * SAMPLE_RATE // FPS, np.float32))
     black = av.VideoFrame(width, height, "yuv420p")
     for plane, level in zip(black.planes, (16, 128, 128), strict=True):
         plane.update(bytes([level]) * plane.buffer_size)
