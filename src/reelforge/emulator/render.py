@@ -33,6 +33,7 @@ SPRITE_COLUMNS = 5
 SPRITE_ROWS = 5
 SPRITE_TILE_LONG_EDGE = 256
 MIN_SIDE = 160  # smaller frames have no room for the prompt card
+_AAC_FRAME = 1024  # samples the AAC encoder takes at a time
 
 # A reference image holds, then cross-fades into the scene; an extension cross-fades from the
 # shot it continues (both measured in frames).
@@ -281,18 +282,18 @@ class _Encoder:
         self._container.mux(self._stream.encode(frame))
         self._hear(((frame.pts or 0) + 1) * SAMPLE_RATE // FPS)
 
-    def _hear(self, until: int) -> None:
-        # The encoder takes whole frames of its own size; only the last may be shorter.
-        size = self._audio.codec_context.frame_size or 1024
-        while self._heard + size <= until or (until == len(self._sound) > self._heard):
-            chunk = self._sound[self._heard : self._heard + size]
+    def _hear(self, until: int, *, to_the_end: bool = False) -> None:
+        """Encode the sound up to sample `until` in whole AAC frames; only the very last frame
+        of the sound may be shorter."""
+        while self._heard + _AAC_FRAME <= until or (to_the_end and self._heard < until):
+            chunk = self._sound[self._heard : self._heard + _AAC_FRAME]
             frame = av.AudioFrame.from_ndarray(chunk[np.newaxis, :], format="fltp", layout="mono")
             frame.sample_rate, frame.pts = SAMPLE_RATE, self._heard
             self._container.mux(self._audio.encode(frame))
             self._heard += len(chunk)
 
     def finish(self) -> bytes:
-        self._hear(len(self._sound))
+        self._hear(len(self._sound), to_the_end=True)
         self._container.mux(self._stream.encode(None))
         self._container.mux(self._audio.encode(None))
         self._container.close()

@@ -61,7 +61,7 @@ def soundtrack(shots: Sequence[Shot], fade: int) -> Samples:
         out[shot.start : shot.start + shot.count] = bed(shot.scene, shot.start, shot.count)
         if previous is not None and previous != shot.scene:
             span = min(fade, shot.count)
-            rising = (np.arange(1, span + 1, dtype=np.float32) / (span + 1)).astype(np.float32)
+            rising = np.arange(1, span + 1, dtype=np.float32) / (span + 1)
             before = bed(previous, shot.start, span)
             head = out[shot.start : shot.start + span]
             head[...] = before * (1 - rising) + head * rising
@@ -74,7 +74,8 @@ def bed(scene: Scene, first: int, count: int) -> Samples:
     voice = _voice(scene)
     key = zlib.crc32(repr(scene).encode())
     t = (first + np.arange(count)) / SAMPLE_RATE
-    swell = 0.65 + 0.35 * np.sin(2 * np.pi * voice.swell_hz * t + key % 628 / 100)
+    phase = key % 628 / 100  # in [0, 2 pi): scenes don't swell in step
+    swell = 0.65 + 0.35 * np.sin(2 * np.pi * voice.swell_hz * t + phase)
     sound = voice.rumble * swell * _noise(key, voice.cutoff_hz, first, count)
     if voice.hiss:
         sound += voice.hiss * _noise(key ^ 0x5EED, -2500.0, first, count)
