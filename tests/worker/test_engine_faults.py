@@ -102,9 +102,13 @@ async def test_a_worker_killed_during_a_create_is_reconciled_not_created_twice(
     provider = emulator_provider(upstream, timeout=10)
     steps = steps_for(database, storage, provider)
     try:
-        # The create reaches upstream; the worker dies before its answer arrives.
-        with anyio.move_on_after(0.5):
-            await steps.run(claim)
+        # The create reaches upstream; the worker dies before its (late) answer arrives.
+        async with anyio.create_task_group() as worker:
+            worker.start_soon(steps.run, claim)
+            with anyio.fail_after(10):
+                while not list(upstream.state.emulator.store.ledger_rows()):
+                    await anyio.sleep(0.01)
+            worker.cancel_scope.cancel()
     finally:
         await provider.aclose()
     assert (await video_row(database, view.id)).job_state == "submitting"
