@@ -110,6 +110,18 @@ async def test_a_failed_request_says_why(fal: FalProvider, fake: FalFake) -> Non
     )
 
 
+async def test_an_overlong_failure_is_cut_to_what_a_video_row_keeps(
+    fal: FalProvider, fake: FalFake
+) -> None:
+    fake.fail_next = ("x" * 500, "why " * 5_000)
+    created = await fal.create(_request())
+    for _ in range(3):
+        view = await fal.retrieve(created.id)
+    assert view.status is UpstreamStatus.FAILED
+    assert view.error_code == "x" * 80  # the column is String(80)
+    assert view.error_message == ("why " * 5_000)[:2000]
+
+
 async def test_a_result_that_is_an_error_fails_the_video(fal: FalProvider, fake: FalFake) -> None:
     fake.result_error_next = (
         422,

@@ -6,7 +6,7 @@ and the database stores them. Everything is immutable; timestamps are aware UTC 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -113,6 +113,10 @@ class UpstreamVideo:
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    def with_error(self, code: str, message: str) -> UpstreamVideo:
+        """This view with a failure's code and message, cut to what a video row keeps."""
+        return replace(self, error_code=code[:80], error_message=message[:2000])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -78,6 +78,16 @@ class _Handle:
     @property
     def path(self) -> str:
         return f"/{self.app}/requests/{self.request_id}"
+
+    def view(self, status: UpstreamStatus, progress: int) -> UpstreamVideo:
+        return UpstreamVideo(
+            id=self.encode(),
+            status=status,
+            model=self.app,
+            size=self.size,
+            seconds=self.seconds,
+            progress=progress,
+        )
 
 
 class FalProvider:
@@ -142,17 +152,13 @@ class FalProvider:
         state = status.get("status")
         if state == "IN_QUEUE":
             position = status.get("queue_position")
-            return self._view(
-                handle,
-                UpstreamStatus.QUEUED,
-                0,
+            return replace(
+                handle.view(UpstreamStatus.QUEUED, 0),
                 queue_position=position if isinstance(position, int) else None,
             )
         if state == "IN_PROGRESS":
-            return self._view(
-                handle,
-                UpstreamStatus.IN_PROGRESS,
-                RUNNING_PROGRESS,
+            return replace(
+                handle.view(UpstreamStatus.IN_PROGRESS, RUNNING_PROGRESS),
                 log_message=_last_log(status.get("logs")),
             )
         if state != "COMPLETED":
@@ -160,19 +166,19 @@ class FalProvider:
         error = status.get("error")
         if error:
             code = status.get("error_type")
-            return self._failed(handle, str(code or "video_generation_failed"), str(error))
+            return handle.view(UpstreamStatus.FAILED, 0).with_error(
+                str(code or "video_generation_failed"), str(error)
+            )
         try:
             url = await self._video_url(handle)
         except ProviderRejected as rejected:
             # The request ran and its result is an error (a 4xx from the result endpoint).
-            return self._failed(
-                handle, rejected.code or "video_generation_failed", rejected.message
+            return handle.view(UpstreamStatus.FAILED, 0).with_error(
+                rejected.code or "video_generation_failed", rejected.message
             )
         gone = await self._expired(url)
-        return self._view(
-            handle,
-            UpstreamStatus.COMPLETED,
-            100,
+        return replace(
+            handle.view(UpstreamStatus.COMPLETED, 100),
             completed_at=utcnow(),
             # An output URL that no longer answers has expired: archiving cannot succeed.
             expires_at=utcnow() if gone else None,
@@ -273,24 +279,6 @@ class FalProvider:
         if not isinstance(body, dict):
             raise ProviderProtocolError(f"fal answered with {_preview(body)}, not an object")
         return body
-
-    def _view(
-        self, handle: _Handle, status: UpstreamStatus, progress: int, **extra: Any
-    ) -> UpstreamVideo:
-        return UpstreamVideo(
-            id=handle.encode(),
-            status=status,
-            model=handle.app,
-            size=handle.size,
-            seconds=handle.seconds,
-            progress=progress,
-            **extra,
-        )
-
-    def _failed(self, handle: _Handle, code: str, message: str) -> UpstreamVideo:
-        return self._view(
-            handle, UpstreamStatus.FAILED, 0, error_code=code[:80], error_message=message[:2000]
-        )
 
 
 _GONE = frozenset({403, 404, 410})

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,16 @@ class _Handle:
                 f"not a Veo video id: {video_id!r}", code="invalid_value", param="video_id"
             )
         return cls(*parts)
+
+    def view(self, status: UpstreamStatus, progress: int) -> UpstreamVideo:
+        return UpstreamVideo(
+            id=self.encode(),
+            status=status,
+            model=self.model,
+            size=self.size,
+            seconds=self.seconds,
+            progress=progress,
+        )
 
 
 class VeoProvider:
@@ -156,16 +166,16 @@ class VeoProvider:
         handle = _Handle.decode(video_id)
         operation = await self._operation(handle)
         if not operation.done:
-            return self._view(handle, UpstreamStatus.IN_PROGRESS, RUNNING_PROGRESS)
+            return handle.view(UpstreamStatus.IN_PROGRESS, RUNNING_PROGRESS)
         if operation.error:
             code, message = _operation_error(operation.error)
-            return self._failed(handle, code, message)
+            return handle.view(UpstreamStatus.FAILED, 0).with_error(code, message)
         response = operation.response or operation.result
         if response is None:
             raise ProviderProtocolError("Veo's finished operation has neither response nor error")
         if not response.generated_videos:
-            return self._failed(handle, *_filtered(response))
-        return self._view(handle, UpstreamStatus.COMPLETED, 100, completed_at=utcnow())
+            return handle.view(UpstreamStatus.FAILED, 0).with_error(*_filtered(response))
+        return replace(handle.view(UpstreamStatus.COMPLETED, 100), completed_at=utcnow())
 
     async def list(
         self, *, after: str | None = None, limit: int | None = None, order: ListOrder = "desc"
@@ -222,24 +232,6 @@ class VeoProvider:
             raise ProviderRejected("Veo has no finished video for this job", code="video_not_ready")
         with _translated():
             await self._client.aio.files.download(file=video, config=None, destination=str(path))
-
-    def _view(
-        self, handle: _Handle, status: UpstreamStatus, progress: int, **extra: Any
-    ) -> UpstreamVideo:
-        return UpstreamVideo(
-            id=handle.encode(),
-            status=status,
-            model=handle.model,
-            size=handle.size,
-            seconds=handle.seconds,
-            progress=progress,
-            **extra,
-        )
-
-    def _failed(self, handle: _Handle, code: str, message: str) -> UpstreamVideo:
-        return self._view(
-            handle, UpstreamStatus.FAILED, 0, error_code=code[:80], error_message=message[:2000]
-        )
 
 
 def _image(reference: ImageBytes | ImageUrl | None) -> types.Image | None:
